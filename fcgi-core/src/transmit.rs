@@ -92,8 +92,10 @@ impl Transmit {
 
     /// Queues one record whose content is copied (fixed bodies, name-value blocks).
     pub fn push_record(&mut self, rt: RecordType, id: u16, content: &[u8], padding: Padding) {
+        // Every caller passes at most one record's worth (fixed bodies, name-value blocks
+        // built under `max_content_len`, a GET_VALUES query checked against 65535).
+        debug_assert!(content.len() <= crate::record::MAX_CONTENT_LEN);
         let pad = padding.padding_for(content.len());
-        // Content length fits: callers never pass more than one record's worth.
         let header = Header::new(rt, id, content.len() as u16, pad);
         self.tail.reserve(8 + content.len() + usize::from(pad));
         header.encode(&mut self.tail);

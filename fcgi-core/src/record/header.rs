@@ -207,9 +207,17 @@ pub enum Padding {
 
 impl Padding {
     /// Padding bytes to add after `content_len` content bytes.
+    /// Never makes content + padding exceed 65535: content above 65528 bytes gets none.
     pub const fn padding_for(self, content_len: usize) -> u8 {
         match self {
-            Self::Align8 => ((8 - (content_len % 8)) % 8) as u8,
+            Self::Align8 => {
+                let pad = (8 - (content_len % 8)) % 8;
+                if content_len + pad > MAX_CONTENT_LEN {
+                    0
+                } else {
+                    pad as u8
+                }
+            }
             Self::None => 0,
         }
     }
