@@ -1,8 +1,43 @@
 //! # fcgi-tokio
 //!
-//! Not yet implemented: this crate is a placeholder in the workspace so that its name, place
-//! and dependency on [`fcgi_core`] are fixed. See the repository's issue tracker and
-//! `ARCHITECTURE.md` for what it will hold. It re-exports the core.
+//! FastCGI on tokio. This crate is a thin adapter: it gives [`fcgi_driver`] tokio's spawner,
+//! timers and sockets, and re-exports its API. Every protocol rule lives in [`fcgi_core`];
+//! every piece of bookkeeping shared with `fcgi-smol` lives in `fcgi_driver`.
+//!
+//! ## Serving (your program is the FastCGI application)
+//!
+//! ```no_run
+//! use fcgi_tokio::server::{Request, Response, ServerOptions};
+//!
+//! async fn hello(req: Request, mut out: Response) -> u32 {
+//!     let uri = req.params().get_str("REQUEST_URI").unwrap_or("/").to_owned();
+//!     let page = format!("Content-Type: text/plain\r\n\r\nhello from {uri}\n");
+//!     if out.stdout(page).await.is_err() { return 1 }
+//!     0
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let server = fcgi_tokio::server(ServerOptions::default());
+//! let listener = fcgi_tokio::Listener::bind_tcp("127.0.0.1:9000".parse().unwrap()).await?;
+//! server.serve(listener, hello).await
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod listener;
+mod runtime;
 
 pub use fcgi_core;
+pub use fcgi_driver;
+pub use fcgi_driver::server;
+pub use listener::{Listener, Stream};
+pub use runtime::TokioRuntime;
+
+/// A server on the tokio runtime.
+pub type Server = fcgi_driver::server::Server<TokioRuntime>;
+
+/// A server with these options, spawning on the current tokio runtime.
+pub fn server(options: server::ServerOptions) -> Server {
+    Server::new(TokioRuntime, options)
+}

@@ -155,6 +155,14 @@ impl ServerConnection {
         self.close_when_idle = true;
     }
 
+    /// Closes the connection once no request is active, without refusing anything: requests
+    /// that begin before then are still served. For "at most N requests per connection" and
+    /// graceful shutdown of kept-alive connections (a web server retries a request on a
+    /// kept-alive connection that closed before answering; it cannot retry an `OVERLOADED`).
+    pub fn close_after_active(&mut self) {
+        self.close_when_idle = true;
+    }
+
     /// Consumes input from the front of `input`, as far as back-pressure allows (what is
     /// left in `input` must be fed again later, before new bytes). Stream payloads in the
     /// resulting events share `input`'s allocation instead of being copied.

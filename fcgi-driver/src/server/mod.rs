@@ -1,0 +1,13 @@
+//! Serving FastCGI: your program is the application behind a web server.
+
+mod driver;
+mod handler;
+mod options;
+mod serve;
+mod shared;
+mod state;
+
+pub use driver::CANCELLED_APP_STATUS;
+pub use handler::{Body, Handler, Request, Response};
+pub use options::{ServerOptions, WebServerAddrs};
+pub use serve::{Server, ShutdownHandle};

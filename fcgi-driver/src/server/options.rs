@@ -1,0 +1,109 @@
+//! Everything a server can be configured with.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use fcgi_core::server::ServerConfig;
+
+/// Which peers may connect over TCP (spec 3.2, `FCGI_WEB_SERVER_ADDRS`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WebServerAddrs {
+    /// Read the comma-separated list from the `FCGI_WEB_SERVER_ADDRS` environment variable
+    /// when the server starts; unset or empty means any peer (the default).
+    #[default]
+    FromEnv,
+    /// Any peer.
+    Any,
+    /// Only these addresses.
+    Only(Vec<IpAddr>),
+}
+
+impl WebServerAddrs {
+    /// Parses a `FCGI_WEB_SERVER_ADDRS` value; entries that are not IP addresses are
+    /// skipped. An empty list means any peer.
+    pub fn parse(list: &str) -> Self {
+        let addrs: Vec<IpAddr> = list
+            .split(',')
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        if addrs.is_empty() {
+            Self::Any
+        } else {
+            Self::Only(addrs)
+        }
+    }
+
+    /// Resolves `FromEnv` against the environment.
+    pub fn resolve(&self) -> Self {
+        match self {
+            Self::FromEnv => std::env::var("FCGI_WEB_SERVER_ADDRS")
+                .map(|v| Self::parse(&v))
+                .unwrap_or(Self::Any),
+            other => other.clone(),
+        }
+    }
+
+    /// Whether a TCP peer at `ip` may connect (IPv4-mapped IPv6 compared as IPv4).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match self {
+            Self::Only(list) => list.contains(&ip),
+            _ => true,
+        }
+    }
+}
+
+/// Server configuration: the protocol rules (`core`) plus what the adapter enforces.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut opts = fcgi_driver::server::ServerOptions::default();
+/// opts.max_connections = 256;
+/// opts.keepalive_timeout = Duration::from_secs(10);
+/// opts.core.multiplex = false;
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerOptions {
+    /// Protocol configuration of every connection (multiplexing, roles, limits, padding).
+    /// Its advertised `max_conns` / `max_reqs` are overwritten from the two fields below.
+    pub core: ServerConfig,
+    /// Connections served at once; beyond it new connections are closed at once (never
+    /// queued). Advertised as `FCGI_MAX_CONNS`. Default 1024.
+    pub max_connections: usize,
+    /// Requests handled at once across all connections; beyond it a request is ended with
+    /// `OVERLOADED`. Advertised as `FCGI_MAX_REQS`. Default 1024.
+    pub max_requests: usize,
+    /// Close a connection (once idle) after it has served this many requests. Default none.
+    pub max_requests_per_connection: Option<u64>,
+    /// Longest wait for more input while a request still expects some. Default 60 s.
+    pub read_timeout: Duration,
+    /// Longest a pending write may make no progress. Default 60 s.
+    pub write_timeout: Duration,
+    /// Longest a connection with no active request stays open. Default 60 s.
+    pub keepalive_timeout: Duration,
+    /// Graceful shutdown: how long in-flight requests may run on after it starts. Default 30 s.
+    pub shutdown_timeout: Duration,
+    /// Which TCP peers may connect.
+    pub web_server_addrs: WebServerAddrs,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            core: ServerConfig::default(),
+            max_connections: 1024,
+            max_requests: 1024,
+            max_requests_per_connection: None,
+            read_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
+            web_server_addrs: WebServerAddrs::default(),
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The accept loop: admission (connection limit, `FCGI_WEB_SERVER_ADDRS`), one driver task
+//! per connection, and graceful shutdown.
+
+use std::io;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use super::driver::Driver;
+use super::handler::Handler;
+use super::options::ServerOptions;
+use super::state::ServerState;
+use crate::runtime::{BoxFuture, Listener, Peer, Runtime};
+
+/// A FastCGI server on some runtime: accepts connections from a [`Listener`] and runs a
+/// [`Handler`] for every request.
+///
+/// Runtime adapters (fcgi-tokio, fcgi-smol) wrap this with their own listeners.
+#[derive(Debug)]
+pub struct Server<R: Runtime> {
+    rt: R,
+    opts: Arc<ServerOptions>,
+    state: Arc<ServerState>,
+}
+
+/// Starts a graceful shutdown of a [`Server`] from anywhere.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    state: Arc<ServerState>,
+}
+
+impl ShutdownHandle {
+    /// Stops accepting connections; each connection closes once its active requests are done
+    /// (idle kept-alive connections at once). After the server's `shutdown_timeout` the rest
+    /// are closed and their handlers cancelled. `serve` returns when every connection is gone.
+    pub fn shutdown(&self) {
+        self.state.draining.set();
+    }
+
+    /// Connections currently open.
+    pub fn connections(&self) -> usize {
+        self.state
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Requests currently being handled, across connections.
+    pub fn requests(&self) -> usize {
+        self.state
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl<R: Runtime> Server<R> {
+    /// A server with these options on runtime `rt`.
+    pub fn new(rt: R, mut opts: ServerOptions) -> Self {
+        opts.core.max_conns = u32::try_from(opts.max_connections).unwrap_or(u32::MAX);
+        opts.core.max_reqs = u32::try_from(opts.max_requests).unwrap_or(u32::MAX);
+        opts.web_server_addrs = opts.web_server_addrs.resolve();
+        Self {
+            rt,
+            opts: Arc::new(opts),
+            state: Arc::new(ServerState::default()),
+        }
+    }
+
+    /// The options in effect (with `FCGI_WEB_SERVER_ADDRS` resolved).
+    pub fn options(&self) -> &ServerOptions {
+        &self.opts
+    }
+
+    /// A handle to shut the server down gracefully.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            state: Arc::clone(&self.state),
+        }
+    }
+
+    /// Accepts and serves connections until [`ShutdownHandle::shutdown`], then waits for
+    /// in-flight requests (up to `shutdown_timeout`) and returns.
+    pub async fn serve<L: Listener, H: Handler>(
+        &self,
+        mut listener: L,
+        handler: H,
+    ) -> io::Result<()> {
+        let handler = Arc::new(handler);
+        let mut backoff: Option<BoxFuture<()>> = None;
+        std::future::poll_fn(|cx| {
+            loop {
+                if self.state.draining.poll_wait(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                if let Some(sleep) = &mut backoff {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    backoff = None;
+                }
+                match listener.poll_accept(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        crate::log::warn("accept failed", &e);
+                        backoff = Some(self.rt.sleep(Duration::from_millis(50)));
+                    }
+                    Poll::Ready(Ok((io, peer))) => self.admit(io, peer, &handler),
+                }
+            }
+        })
+        .await;
+        drop(listener);
+        // Grace period, then force.
+        let mut grace = self.rt.sleep(self.opts.shutdown_timeout);
+        std::future::poll_fn(|cx| {
+            if self.state.poll_no_connections(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            if grace.as_mut().poll(cx).is_ready() {
+                self.state.force.set();
+            }
+            Poll::Pending
+        })
+        .await;
+        Ok(())
+    }
+
+    fn admit<T: crate::runtime::Transport, H: Handler>(&self, io: T, peer: Peer, handler: &Arc<H>) {
+        if let Peer::Tcp(addr) = &peer {
+            if !self.opts.web_server_addrs.allows(addr.ip()) {
+                crate::log::info("peer not in FCGI_WEB_SERVER_ADDRS, closed", addr);
+                return;
+            }
+        }
+        if !self.state.try_acquire_connection(self.opts.max_connections) {
+            crate::log::info("connection limit reached, closed", &peer);
+            return;
+        }
+        let driver = Driver::new(
+            io,
+            peer,
+            self.rt.clone(),
+            Arc::clone(handler),
+            Arc::clone(&self.opts),
+            Arc::clone(&self.state),
+        );
+        let state = Arc::clone(&self.state);
+        self.rt.spawn(Box::pin(async move {
+            if let Err(e) = driver.run().await {
+                crate::log::debug("connection ended", &e);
+            }
+            state.release_connection();
+        }));
+    }
+}

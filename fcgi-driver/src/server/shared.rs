@@ -1,0 +1,249 @@
+//! State shared between a connection's driver task and its request handlers: the core
+//! connection, per-request input queues and the wakers that link them. Every method runs
+//! under the connection's mutex and never awaits.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use fcgi_core::server::ServerConnection;
+use fcgi_core::{ApiError, Error, ProtocolStatus, Role};
+
+use crate::sync::Flag;
+
+/// Which stream of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    Stdin,
+    Data,
+    Stdout,
+    Stderr,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    chunks: VecDeque<Bytes>,
+    done: bool,
+    waker: Option<Waker>,
+}
+
+impl Queue {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// One active request.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) role: Role,
+    pub(crate) keep_conn: bool,
+    stdin: Queue,
+    data: Queue,
+    /// Set when the web server aborts the request or the connection goes away.
+    pub(crate) abort: Arc<Flag>,
+    /// Whether a handler runs for it (params complete and admitted).
+    pub(crate) spawned: bool,
+    /// Whether every input stream the role has has ended.
+    pub(crate) input_done: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) conn: ServerConnection,
+    pub(crate) slots: HashMap<u16, Slot>,
+    driver: Option<Waker>,
+    writers: Vec<Waker>,
+    /// Payload bytes queued for handlers that have not read them yet.
+    pub(crate) buffered: usize,
+    pub(crate) buffer_limit: usize,
+    /// Why the connection is gone, once it is.
+    pub(crate) closed: Option<io::ErrorKind>,
+}
+
+fn core_error(e: Error) -> io::Error {
+    let kind = match e {
+        Error::Api(ApiError::OutputFull) => io::ErrorKind::WouldBlock,
+        Error::Api(ApiError::UnknownRequest(_)) => io::ErrorKind::NotConnected,
+        Error::Api(_) => io::ErrorKind::InvalidInput,
+        _ => io::ErrorKind::InvalidData,
+    };
+    io::Error::new(kind, e)
+}
+
+impl Shared {
+    pub(crate) fn new(conn: ServerConnection) -> Self {
+        let buffer_limit = conn.config().limits.max_buffered_input;
+        Self {
+            conn,
+            slots: HashMap::new(),
+            driver: None,
+            writers: Vec::new(),
+            buffered: 0,
+            buffer_limit,
+            closed: None,
+        }
+    }
+
+    pub(crate) fn set_driver_waker(&mut self, waker: &Waker) {
+        match &self.driver {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.driver = Some(waker.clone()),
+        }
+    }
+
+    pub(crate) fn wake_driver(&mut self) {
+        if let Some(w) = &self.driver {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Whether handlers hold less unread input than the budget allows.
+    pub(crate) fn has_input_room(&self) -> bool {
+        self.buffered < self.buffer_limit
+    }
+
+    pub(crate) fn wake_writers(&mut self) {
+        for w in self.writers.drain(..) {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn open_slot(&mut self, id: u16, role: Role, keep_conn: bool) {
+        self.slots.insert(
+            id,
+            Slot {
+                role,
+                keep_conn,
+                stdin: Queue::default(),
+                data: Queue::default(),
+                abort: Arc::new(Flag::default()),
+                spawned: false,
+                input_done: false,
+            },
+        );
+    }
+
+    pub(crate) fn push_input(&mut self, id: u16, kind: StreamKind, data: Option<Bytes>) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let q = if kind == StreamKind::Data {
+            &mut slot.data
+        } else {
+            &mut slot.stdin
+        };
+        match data {
+            Some(d) => {
+                self.buffered += d.len();
+                q.chunks.push_back(d);
+            }
+            None => {
+                q.done = true;
+                let role_done = match slot.role {
+                    Role::Filter => kind == StreamKind::Data,
+                    _ => true,
+                };
+                slot.input_done |= role_done;
+            }
+        }
+        q.wake();
+    }
+
+    /// Ends a request on the wire (if the connection still can) and forgets it.
+    pub(crate) fn finish(&mut self, id: u16, app_status: u32, status: ProtocolStatus) {
+        if let Some(mut slot) = self.slots.remove(&id) {
+            for q in [&mut slot.stdin, &mut slot.data] {
+                self.buffered -= q.chunks.iter().map(Bytes::len).sum::<usize>();
+                q.wake();
+            }
+        }
+        // Fails only if the core already ended it, which cannot happen for a live slot.
+        let _ = self.conn.end_request(id, app_status, status);
+        self.wake_driver();
+    }
+
+    /// Marks the connection gone: every reader, writer and handler learns it.
+    pub(crate) fn close(&mut self, kind: io::ErrorKind) {
+        if self.closed.is_none() {
+            self.closed = Some(kind);
+        }
+        for slot in self.slots.values_mut() {
+            slot.abort.set();
+            slot.stdin.wake();
+            slot.data.wake();
+        }
+        self.wake_writers();
+    }
+
+    pub(crate) fn poll_chunk(
+        &mut self,
+        id: u16,
+        kind: StreamKind,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<Bytes>>> {
+        let closed = self.closed;
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return Poll::Ready(Some(Err(io::ErrorKind::ConnectionAborted.into())));
+        };
+        let aborted = slot.abort.is_set();
+        let q = if kind == StreamKind::Data {
+            &mut slot.data
+        } else {
+            &mut slot.stdin
+        };
+        if let Some(piece) = q.chunks.pop_front() {
+            let was_full = !self.has_input_room();
+            self.buffered -= piece.len();
+            if was_full && self.has_input_room() {
+                self.wake_driver();
+            }
+            return Poll::Ready(Some(Ok(piece)));
+        }
+        if q.done {
+            return Poll::Ready(None);
+        }
+        if let Some(kind) = closed {
+            return Poll::Ready(Some(Err(kind.into())));
+        }
+        if aborted {
+            return Poll::Ready(Some(Err(io::ErrorKind::ConnectionAborted.into())));
+        }
+        q.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    pub(crate) fn poll_write(
+        &mut self,
+        id: u16,
+        kind: StreamKind,
+        data: &mut Option<Bytes>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(kind) = self.closed {
+            return Poll::Ready(Err(kind.into()));
+        }
+        if !self.slots.contains_key(&id) {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
+        }
+        if self.conn.send_capacity() == 0 {
+            self.writers.push(cx.waker().clone());
+            self.wake_driver();
+            return Poll::Pending;
+        }
+        let Some(bytes) = data.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        let sent = if kind == StreamKind::Stderr {
+            self.conn.send_stderr(id, bytes)
+        } else {
+            self.conn.send_stdout(id, bytes)
+        };
+        self.wake_driver();
+        Poll::Ready(sent.map_err(core_error))
+    }
+}

@@ -1,0 +1,58 @@
+//! The echo FastCGI application on tokio (behaviour: `fcgi_driver::echo`).
+//!
+//! ```text
+//! cargo run -p fcgi-tokio --example echo -- --tcp 127.0.0.1:9000
+//! cargo run -p fcgi-tokio --example echo -- --unix /tmp/echo.sock
+//! cargo run -p fcgi-tokio --example echo            # fd 0 is a listening socket (spawn-fcgi, mod_fcgid)
+//! ```
+//! Multiplexing is on; all three roles are served. Ctrl-C shuts down gracefully.
+
+use std::io;
+
+use fcgi_core::server::RoleSet;
+use fcgi_tokio::server::ServerOptions;
+use fcgi_tokio::{Listener, TokioRuntime};
+
+#[tokio::main]
+async fn main() -> io::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let listener = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["--tcp", addr] => {
+            let addr = addr
+                .parse()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            Listener::bind_tcp(addr).await?
+        }
+        ["--unix", path] => Listener::bind_unix(path)?,
+        [] => Listener::inherited()?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no address given and fd 0 is not a listening socket",
+            )
+        })?,
+        _ => {
+            eprintln!("usage: echo [--tcp ADDR | --unix PATH]");
+            std::process::exit(2);
+        }
+    };
+    let mut opts = ServerOptions::default();
+    opts.core.multiplex = true;
+    opts.core.roles = RoleSet::ALL;
+    let server = fcgi_tokio::server(opts);
+    match listener.local_addr() {
+        Some(addr) => eprintln!("echo: FastCGI on {addr}"),
+        None => eprintln!("echo: FastCGI on a Unix socket"),
+    }
+    let handle = server.shutdown_handle();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            handle.shutdown();
+        }
+    });
+    server
+        .serve(
+            listener,
+            fcgi_tokio::fcgi_driver::echo::handler(TokioRuntime),
+        )
+        .await
+}

@@ -1,0 +1,19 @@
+//! tokio's spawner and timer for the driver.
+
+use std::time::Duration;
+
+use fcgi_driver::runtime::{BoxFuture, Runtime};
+
+/// The tokio runtime the current task runs on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioRuntime;
+
+impl Runtime for TokioRuntime {
+    fn spawn(&self, future: BoxFuture<()>) {
+        drop(tokio::spawn(future));
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
