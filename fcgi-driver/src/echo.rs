@@ -30,9 +30,7 @@ static XS: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 pub fn handler<R: Runtime>(rt: R) -> impl Handler {
     move |req: Request, out: Response| {
         let rt = rt.clone();
-        async move {
-            serve(rt, req, out).await.unwrap_or(1)
-        }
+        async move { serve(rt, req, out).await.unwrap_or(1) }
     }
 }
 

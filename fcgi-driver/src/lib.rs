@@ -15,6 +15,7 @@
 pub use fcgi_core;
 pub use inherited::{InheritedListener, inherited_listener};
 
+pub mod client;
 pub mod echo;
 mod inherited;
 mod log;

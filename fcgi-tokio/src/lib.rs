@@ -4,6 +4,20 @@
 //! timers and sockets, and re-exports its API. Every protocol rule lives in [`fcgi_core`];
 //! every piece of bookkeeping shared with `fcgi-smol` lives in `fcgi_driver`.
 //!
+//! ## Calling php-fpm (your program is the web server)
+//!
+//! ```no_run
+//! use fcgi_tokio::client::{ClientOptions, ClientRequest};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let php = fcgi_tokio::client("unix:/run/php/php8.2-fpm.sock".parse()?, ClientOptions::default());
+//! let request = ClientRequest::php_fpm("GET", "/var/www/html", "/index.php", "");
+//! let (stdout, end) = php.send(request).await?.collect(16 << 20).await?;
+//! println!("{} bytes, status {}, stderr {:?}", stdout.len(), end.app_status, end.stderr);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Serving (your program is the FastCGI application)
 //!
 //! ```no_run
@@ -25,12 +39,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod body;
+mod connector;
 mod listener;
 mod runtime;
 
+pub use body::body_from_reader;
+pub use connector::Backend;
 pub use fcgi_core;
 pub use fcgi_driver;
-pub use fcgi_driver::server;
+pub use fcgi_driver::{client, server};
 pub use listener::{Listener, Stream};
 pub use runtime::TokioRuntime;
 
@@ -40,4 +58,12 @@ pub type Server = fcgi_driver::server::Server<TokioRuntime>;
 /// A server with these options, spawning on the current tokio runtime.
 pub fn server(options: server::ServerOptions) -> Server {
     Server::new(TokioRuntime, options)
+}
+
+/// A pooled client on the tokio runtime.
+pub type Client = fcgi_driver::client::Client<TokioRuntime, Backend>;
+
+/// A client for `backend` with these options.
+pub fn client(backend: Backend, options: client::ClientOptions) -> Client {
+    Client::new(TokioRuntime, backend, options)
 }

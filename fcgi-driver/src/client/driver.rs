@@ -1,0 +1,185 @@
+//! The per-connection task of the client: a read/write pump between a socket and a
+//! `ClientConnection`. No protocol decision is made here.
+
+use std::io::{self, IoSlice};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use super::conn::ConnShared;
+use super::error::ClientError;
+use super::pool::Pool;
+use crate::runtime::{BoxFuture, Runtime, Transport};
+use crate::sync::lock;
+
+const READ_CHUNK: usize = 64 * 1024;
+const MAX_IOVECS: usize = 64;
+
+pub(crate) struct ClientDriver<T, R> {
+    pub(crate) io: T,
+    pub(crate) rt: R,
+    pub(crate) shared: Arc<Mutex<ConnShared>>,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) input: BytesMut,
+    pub(crate) eof: bool,
+    pub(crate) last_activity: Instant,
+    pub(crate) write_stalled_since: Option<Instant>,
+    pub(crate) timer: Option<(Instant, BoxFuture<()>)>,
+}
+
+impl<T: Transport, R: Runtime> ClientDriver<T, R> {
+    pub(crate) async fn run(mut self) {
+        let result = std::future::poll_fn(|cx| self.poll_drive(cx)).await;
+        let (kind, error) = match result {
+            Ok(()) => (io::ErrorKind::NotConnected, ClientError::Truncated),
+            Err(e) => e,
+        };
+        lock(&self.shared).die(kind, &error);
+        self.pool.notify();
+    }
+
+    fn poll_drive(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), (io::ErrorKind, ClientError)>> {
+        let shared = Arc::clone(&self.shared);
+        let mut g = lock(&shared);
+        g.set_driver_waker(cx.waker());
+        if g.kill {
+            return Poll::Ready(Ok(()));
+        }
+        let mut ended_any = false;
+        loop {
+            let mut progress = false;
+            if !self.input.is_empty() && g.conn.wants_input() && g.has_input_room() {
+                let before = self.input.len();
+                if let Err(e) = g.conn.handle_input(&mut self.input) {
+                    return Poll::Ready(Err((
+                        io::ErrorKind::InvalidData,
+                        ClientError::Protocol(e),
+                    )));
+                }
+                progress |= self.input.len() != before;
+            }
+            while g.has_input_room() {
+                let Some(event) = g.conn.poll_event() else {
+                    break;
+                };
+                ended_any |= matches!(
+                    event,
+                    fcgi_core::client::Event::EndRequest { .. }
+                        | fcgi_core::client::Event::Truncated { .. }
+                );
+                g.dispatch(event);
+                progress = true;
+            }
+            if !self.eof && self.input.is_empty() && g.conn.wants_input() && g.has_input_room() {
+                self.input.reserve(READ_CHUNK);
+                match self.io.poll_read_buf(cx, &mut self.input) {
+                    Poll::Ready(Ok(0)) => {
+                        self.eof = true;
+                        g.conn.handle_eof();
+                        progress = true;
+                    }
+                    Poll::Ready(Ok(_)) => {
+                        self.last_activity = Instant::now();
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Err((e.kind(), ClientError::Io(e))));
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            while g.conn.transmit_len() > 0 {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut n = 0;
+                for (slot, chunk) in slices.iter_mut().zip(g.conn.transmit_chunks()) {
+                    *slot = IoSlice::new(chunk);
+                    n += 1;
+                }
+                match self.io.poll_write_vectored(cx, &slices[..n]) {
+                    Poll::Ready(Ok(0)) => {
+                        let e = io::Error::from(io::ErrorKind::WriteZero);
+                        return Poll::Ready(Err((e.kind(), ClientError::Io(e))));
+                    }
+                    Poll::Ready(Ok(written)) => {
+                        g.conn.advance_transmit(written);
+                        self.write_stalled_since = None;
+                        self.last_activity = Instant::now();
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err((e.kind(), ClientError::Io(e)))),
+                    Poll::Pending => {
+                        self.write_stalled_since.get_or_insert_with(Instant::now);
+                        break;
+                    }
+                }
+            }
+            if g.conn.send_capacity() > 0 {
+                g.wake_feeders();
+            }
+            if !progress {
+                break;
+            }
+        }
+        if ended_any {
+            self.pool.notify();
+        }
+        let idle = g.is_idle();
+        let done = g.conn.transmit_len() == 0
+            && (g.conn.should_close() || (g.retiring && idle) || (self.eof && idle));
+        if done {
+            // Mark it unusable before the socket goes, so the pool never picks it.
+            g.retiring = true;
+            drop(g);
+            return match self.io.poll_shutdown(cx) {
+                Poll::Ready(_) => Poll::Ready(Ok(())),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        let now = Instant::now();
+        let deadline = if g.conn.transmit_len() > 0 {
+            self.write_stalled_since
+                .map(|t| (t + self.write_timeout, "write timeout"))
+        } else if g.waiting() && !self.eof {
+            Some((self.last_activity + self.read_timeout, "read timeout"))
+        } else if idle {
+            Some((
+                g.last_used.max(self.last_activity) + self.idle_timeout,
+                "idle timeout",
+            ))
+        } else {
+            None
+        };
+        let Some((at, what)) = deadline else {
+            self.timer = None;
+            return Poll::Pending;
+        };
+        if now >= at {
+            if what == "idle timeout" {
+                // Under the lock: the pool cannot hand this connection out any more.
+                g.retiring = true;
+                return Poll::Ready(Ok(()));
+            }
+            let e = io::Error::new(io::ErrorKind::TimedOut, what);
+            return Poll::Ready(Err((e.kind(), ClientError::Timeout(what))));
+        }
+        drop(g);
+        if self.timer.as_ref().is_none_or(|(t, _)| *t != at) {
+            self.timer = Some((at, self.rt.sleep(at - now)));
+        }
+        if let Some((_, sleep)) = &mut self.timer {
+            if sleep.as_mut().poll(cx).is_ready() {
+                self.timer = None;
+                cx.waker().wake_by_ref();
+            }
+        }
+        Poll::Pending
+    }
+}

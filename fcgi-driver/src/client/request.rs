@@ -1,0 +1,213 @@
+//! What the caller sends: role, params and body streams.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use fcgi_core::{Params, Role};
+use futures_core::Stream;
+
+/// A boxed stream of body pieces.
+pub type BodyStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
+
+/// A request body (`STDIN`) or Filter data file (`DATA`).
+#[derive(Default)]
+pub enum RequestBody {
+    /// No bytes.
+    #[default]
+    Empty,
+    /// Bytes known up front. Replayable: a request with such a body is retried once on a
+    /// fresh connection if a pooled connection turns out dead before any response byte.
+    Full(Bytes),
+    /// Bytes produced as the request runs (streamed with back-pressure; not replayable).
+    Stream(BodyStream),
+}
+
+impl RequestBody {
+    /// A streamed body.
+    pub fn stream(s: impl Stream<Item = io::Result<Bytes>> + Send + 'static) -> Self {
+        Self::Stream(Box::pin(s))
+    }
+
+    pub(crate) fn replay(&self) -> Option<Self> {
+        match self {
+            Self::Empty => Some(Self::Empty),
+            Self::Full(b) => Some(Self::Full(b.clone())),
+            Self::Stream(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("Empty"),
+            Self::Full(b) => write!(f, "Full({} bytes)", b.len()),
+            Self::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+impl From<Bytes> for RequestBody {
+    fn from(b: Bytes) -> Self {
+        if b.is_empty() {
+            Self::Empty
+        } else {
+            Self::Full(b)
+        }
+    }
+}
+
+impl From<Vec<u8>> for RequestBody {
+    fn from(v: Vec<u8>) -> Self {
+        Bytes::from(v).into()
+    }
+}
+
+impl From<&'static str> for RequestBody {
+    fn from(s: &'static str) -> Self {
+        Bytes::from_static(s.as_bytes()).into()
+    }
+}
+
+/// A request for a FastCGI application.
+///
+/// ```
+/// use fcgi_driver::client::ClientRequest;
+/// let req = ClientRequest::responder()
+///     .param("REQUEST_METHOD", "POST")
+///     .param("CONTENT_LENGTH", "5")
+///     .stdin("hello");
+/// assert_eq!(req.params().get_str("REQUEST_METHOD"), Some("POST"));
+/// ```
+#[derive(Debug)]
+pub struct ClientRequest {
+    pub(crate) role: Role,
+    pub(crate) params: Params,
+    pub(crate) stdin: RequestBody,
+    pub(crate) data: RequestBody,
+    pub(crate) error: Option<fcgi_core::Error>,
+}
+
+impl ClientRequest {
+    /// A request in `role` with no params and empty bodies.
+    pub fn new(role: Role) -> Self {
+        Self {
+            role,
+            params: Params::new(),
+            stdin: RequestBody::Empty,
+            data: RequestBody::Empty,
+            error: None,
+        }
+    }
+
+    /// A Responder request (the CGI role).
+    pub fn responder() -> Self {
+        Self::new(Role::Responder)
+    }
+
+    /// An Authorizer request (params only).
+    pub fn authorizer() -> Self {
+        Self::new(Role::Authorizer)
+    }
+
+    /// A Filter request (params, body, data file).
+    pub fn filter() -> Self {
+        Self::new(Role::Filter)
+    }
+
+    /// A Responder request preset for php-fpm, with what php-fpm needs to find and run a
+    /// script: `SCRIPT_FILENAME` (`document_root` + `script_name`), `SCRIPT_NAME`,
+    /// `DOCUMENT_ROOT`, `REQUEST_METHOD`, `REQUEST_URI`, `QUERY_STRING`, `DOCUMENT_URI`,
+    /// `REDIRECT_STATUS=200` (php-cgi's `cgi.force_redirect` wants it),
+    /// `GATEWAY_INTERFACE=CGI/1.1`, `SERVER_PROTOCOL=HTTP/1.1` and `SERVER_SOFTWARE`.
+    /// Add the rest (`CONTENT_LENGTH`, `CONTENT_TYPE`, `HTTP_*`, addresses) with
+    /// [`param`](Self::param). php-fpm reads a body only when `CONTENT_LENGTH` is set.
+    ///
+    /// ```
+    /// use fcgi_driver::client::ClientRequest;
+    /// let req = ClientRequest::php_fpm("GET", "/var/www", "/index.php", "a=1");
+    /// assert_eq!(req.params().get_str("SCRIPT_FILENAME"), Some("/var/www/index.php"));
+    /// assert_eq!(req.params().get_str("REQUEST_URI"), Some("/index.php?a=1"));
+    /// ```
+    pub fn php_fpm(method: &str, document_root: &str, script_name: &str, query: &str) -> Self {
+        let root = document_root.trim_end_matches('/');
+        let uri = if query.is_empty() {
+            script_name.to_owned()
+        } else {
+            format!("{script_name}?{query}")
+        };
+        Self::responder()
+            .param("GATEWAY_INTERFACE", "CGI/1.1")
+            .param(
+                "SERVER_SOFTWARE",
+                concat!("fcgi/", env!("CARGO_PKG_VERSION")),
+            )
+            .param("SERVER_PROTOCOL", "HTTP/1.1")
+            .param("REQUEST_METHOD", method)
+            .param("REQUEST_URI", &uri)
+            .param("DOCUMENT_URI", script_name)
+            .param("QUERY_STRING", query)
+            .param("SCRIPT_NAME", script_name)
+            .param("SCRIPT_FILENAME", format!("{root}{script_name}"))
+            .param("DOCUMENT_ROOT", root)
+            .param("REDIRECT_STATUS", "200")
+    }
+
+    /// Adds a param. (A name or value of 2^31 bytes or more makes `send` fail.)
+    #[must_use]
+    pub fn param(mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
+        self.push_param(name, value);
+        self
+    }
+
+    /// Adds a param in place.
+    pub fn push_param(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        if let Err(e) = self.params.push(name.as_ref(), value.as_ref()) {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    /// Replaces all params.
+    #[must_use]
+    pub fn params_from(mut self, params: Params) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// The params so far.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Sets the body (`STDIN`).
+    #[must_use]
+    pub fn stdin(mut self, body: impl Into<RequestBody>) -> Self {
+        self.stdin = body.into();
+        self
+    }
+
+    /// Sets the Filter data file (`DATA`).
+    #[must_use]
+    pub fn data(mut self, body: impl Into<RequestBody>) -> Self {
+        self.data = body.into();
+        self
+    }
+
+    /// A copy for a retry, if both bodies are replayable.
+    pub(crate) fn replay(&self) -> Option<Self> {
+        Some(Self {
+            role: self.role,
+            params: self.params.clone(),
+            stdin: self.stdin.replay()?,
+            data: self.data.replay()?,
+            error: self.error,
+        })
+    }
+}
