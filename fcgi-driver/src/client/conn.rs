@@ -15,9 +15,12 @@ use super::error::ClientError;
 /// App status, kept stderr pieces, stderr bytes dropped.
 pub(crate) type Ended = (u32, Vec<Bytes>, usize);
 
-/// One request in flight, as seen from the response side.
+/// One request, as seen from the response side: from `begin_request` until its response
+/// is finished or dropped (which may be after the core freed its id for another request).
 #[derive(Debug, Default)]
 pub(crate) struct ReqState {
+    /// Its request id while it is in flight.
+    id: u16,
     stdout: VecDeque<Bytes>,
     stderr: VecDeque<Bytes>,
     stderr_kept: usize,
@@ -33,7 +36,13 @@ pub(crate) struct ReqState {
 #[derive(Debug)]
 pub(crate) struct ConnShared {
     pub(crate) conn: ClientConnection,
-    reqs: HashMap<u16, ReqState>,
+    /// Requests by key (unique on this connection, never reused).
+    reqs: HashMap<u64, ReqState>,
+    /// Keys of the requests in flight, by request id. The core frees an id at
+    /// `END_REQUEST` and hands it to the next request at once, while the previous response
+    /// may still be unread: responses therefore find their state by key, not by id.
+    in_flight: HashMap<u16, u64>,
+    next_key: u64,
     driver: Option<Waker>,
     feeders: Vec<Waker>,
     probe_waker: Option<Waker>,
@@ -58,6 +67,8 @@ impl ConnShared {
         Self {
             conn,
             reqs: HashMap::new(),
+            in_flight: HashMap::new(),
+            next_key: 0,
             driver: None,
             feeders: Vec::new(),
             probe_waker: None,
@@ -111,31 +122,54 @@ impl ConnShared {
         self.dead.is_none() && !self.retiring && !self.kill && self.conn.can_begin()
     }
 
-    pub(crate) fn register(&mut self, id: u16) {
-        self.reqs.insert(id, ReqState::default());
+    /// Records a request just begun with `id`; returns its key.
+    pub(crate) fn register(&mut self, id: u16) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        self.reqs.insert(
+            key,
+            ReqState {
+                id,
+                ..ReqState::default()
+            },
+        );
+        self.in_flight.insert(id, key);
         self.begun += 1;
         self.last_used = Instant::now();
         if self.max_begun.is_some_and(|m| self.begun >= m) {
             self.retiring = true;
         }
+        key
+    }
+
+    /// The state of the request in flight with `id`.
+    fn in_flight_mut(&mut self, id: u16) -> Option<&mut ReqState> {
+        let key = self.in_flight.get(&id)?;
+        self.reqs.get_mut(key)
     }
 
     pub(crate) fn dispatch(&mut self, event: Event) {
         match event {
             Event::Stdout { id, data } => {
-                if let Some(r) = self.reqs.get_mut(&id) {
+                let len = data.len();
+                let mut kept = false;
+                if let Some(r) = self.in_flight_mut(id) {
                     r.got_output = true;
                     if !r.orphaned {
-                        self.buffered += data.len();
                         r.stdout.push_back(data);
                         wake(&mut r.waker);
+                        kept = true;
                     }
+                }
+                if kept {
+                    self.buffered += len;
                 }
             }
             Event::Stderr { id, data } => {
-                if let Some(r) = self.reqs.get_mut(&id) {
+                let limit = self.stderr_limit;
+                if let Some(r) = self.in_flight_mut(id) {
                     r.got_output = true;
-                    if r.orphaned || r.stderr_kept + data.len() > self.stderr_limit {
+                    if r.orphaned || r.stderr_kept + data.len() > limit {
                         r.stderr_dropped += data.len();
                     } else {
                         r.stderr_kept += data.len();
@@ -165,11 +199,15 @@ impl ConnShared {
     }
 
     fn end(&mut self, id: u16, outcome: Result<u32, ClientError>) {
-        let Some(r) = self.reqs.get_mut(&id) else {
+        // The core has freed the id: the next request may take it.
+        let Some(key) = self.in_flight.remove(&id) else {
+            return;
+        };
+        let Some(r) = self.reqs.get_mut(&key) else {
             return;
         };
         if r.orphaned {
-            let r = self.reqs.remove(&id);
+            let r = self.reqs.remove(&key);
             self.forget(r);
         } else if r.end.is_none() {
             r.end = Some(outcome);
@@ -196,6 +234,7 @@ impl ConnShared {
             wake(&mut r.waker);
         }
         self.reqs.retain(|_, r| !r.orphaned);
+        self.in_flight.clear();
         wake(&mut self.probe_waker);
         self.wake_feeders();
     }
@@ -214,11 +253,11 @@ impl ConnShared {
     /// Next stdout piece, or the end (`None` = success) of the response.
     pub(crate) fn poll_stdout(
         &mut self,
-        id: u16,
+        key: u64,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, ClientError>>> {
         let was_full = !self.has_input_room();
-        let Some(r) = self.reqs.get_mut(&id) else {
+        let Some(r) = self.reqs.get_mut(&key) else {
             return Poll::Ready(Some(Err(ClientError::Truncated)));
         };
         if let Some(piece) = r.stdout.pop_front() {
@@ -240,8 +279,8 @@ impl ConnShared {
 
     /// Next stderr piece received so far; `Ready(None)` once the request ended and all
     /// kept stderr was taken.
-    pub(crate) fn poll_stderr(&mut self, id: u16, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        let Some(r) = self.reqs.get_mut(&id) else {
+    pub(crate) fn poll_stderr(&mut self, key: u64, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let Some(r) = self.reqs.get_mut(&key) else {
             return Poll::Ready(None);
         };
         if let Some(piece) = r.stderr.pop_front() {
@@ -257,10 +296,10 @@ impl ConnShared {
     /// Waits for `END_REQUEST`, discarding unread stdout; returns the status and the kept stderr.
     pub(crate) fn poll_end(
         &mut self,
-        id: u16,
+        key: u64,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Ended, ClientError>> {
-        let Some(r) = self.reqs.get_mut(&id) else {
+        let Some(r) = self.reqs.get_mut(&key) else {
             return Poll::Ready(Err(ClientError::Truncated));
         };
         let dropped: usize = r.stdout.drain(..).map(|b| b.len()).sum();
@@ -268,7 +307,7 @@ impl ConnShared {
         if dropped > 0 {
             self.wake_driver();
         }
-        let Some(r) = self.reqs.get_mut(&id) else {
+        let Some(r) = self.reqs.get_mut(&key) else {
             return Poll::Ready(Err(ClientError::Truncated));
         };
         match &r.end {
@@ -285,28 +324,29 @@ impl ConnShared {
         }
     }
 
-    pub(crate) fn got_output(&self, id: u16) -> bool {
-        self.reqs.get(&id).is_some_and(|r| r.got_output)
+    pub(crate) fn got_output(&self, key: u64) -> bool {
+        self.reqs.get(&key).is_some_and(|r| r.got_output)
     }
 
     /// The response was dropped. A finished request is forgotten; an unfinished one is
     /// aborted (multiplexed connection) or its connection is closed (otherwise).
-    pub(crate) fn abandon(&mut self, id: u16) {
-        let Some(r) = self.reqs.get_mut(&id) else {
+    pub(crate) fn abandon(&mut self, key: u64) {
+        let Some(r) = self.reqs.get_mut(&key) else {
             return;
         };
         if r.end.is_some() {
-            let r = self.reqs.remove(&id);
+            let r = self.reqs.remove(&key);
             self.forget(r);
         } else if self.conn.config().max_concurrent_requests > 1 {
             r.orphaned = true;
+            let id = r.id;
             let dropped: usize = r.stdout.drain(..).map(|b| b.len()).sum();
             self.buffered -= dropped;
             // Fails only if the id is no longer in flight, which `end` rules out.
             let _ = self.conn.abort(id);
         } else {
             self.kill = true;
-            let r = self.reqs.remove(&id);
+            let r = self.reqs.remove(&key);
             self.forget(r);
         }
         self.wake_feeders();
@@ -315,10 +355,11 @@ impl ConnShared {
 
     /// The request's body failed on our side: the request fails with that error and is
     /// aborted (multiplexed connection) or its connection closed (otherwise).
-    pub(crate) fn fail_body(&mut self, id: u16, e: io::Error) {
-        let Some(r) = self.reqs.get_mut(&id) else {
+    pub(crate) fn fail_body(&mut self, key: u64, e: io::Error) {
+        let Some(r) = self.reqs.get_mut(&key) else {
             return;
         };
+        let id = r.id;
         if r.end.is_none() {
             r.end = Some(Err(ClientError::Io(e)));
             wake(&mut r.waker);
@@ -333,12 +374,12 @@ impl ConnShared {
     }
 
     /// Whether the request still wants its body (it is in flight and not abandoned).
-    pub(crate) fn wants_body(&self, id: u16) -> bool {
+    pub(crate) fn wants_body(&self, key: u64) -> bool {
         self.dead.is_none()
             && !self.kill
             && self
                 .reqs
-                .get(&id)
+                .get(&key)
                 .is_some_and(|r| !r.orphaned && r.end.is_none())
     }
 

@@ -5,6 +5,7 @@
 //! while the response streams out, so a large upload and a large early response never
 //! deadlock.
 
+mod backend;
 mod conn;
 mod driver;
 mod error;
@@ -23,6 +24,7 @@ use bytes::{Bytes, BytesMut};
 use fcgi_core::client::ClientConnection;
 use fcgi_core::{Params, Role};
 
+pub use backend::Backend;
 pub use error::ClientError;
 pub use options::{ClientOptions, Multiplexing};
 pub use request::{BodyStream, ClientRequest, RequestBody};
@@ -157,11 +159,16 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
             let shared = self.acquire(fresh, deadline).await?;
             let mut g = lock(&shared);
             let reused = g.begun > 0;
+            if !g.can_take() {
+                // Between pick and here another request took the last slot, or the
+                // connection retired or died (its task gone, nothing would ever answer a
+                // request queued on it now): pick again.
+                continue;
+            }
             let Ok(id) = g.conn.begin_request(request.role, self.opts.keep_alive) else {
-                // Another request took the last slot between pick and here: pick again.
                 continue;
             };
-            g.register(id);
+            let key = g.register(id);
             for (name, value) in request.params.iter() {
                 g.conn
                     .send_param(id, name, value)
@@ -177,13 +184,18 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
                     g.conn.end_stdin(id).map_err(ClientError::Protocol)?;
                 }
                 (Some(stdin), data) => {
-                    let feeder = feed(Arc::clone(&shared), id, stdin, data);
+                    let feeder = feed(Arc::clone(&shared), id, key, stdin, data);
                     self.rt.spawn(Box::pin(feeder));
                 }
             }
             g.wake_driver();
             drop(g);
-            return Ok(Attached { shared, id, reused });
+            return Ok(Attached {
+                shared,
+                id,
+                key,
+                reused,
+            });
         }
     }
 
@@ -346,6 +358,7 @@ async fn with_timeout<R: Runtime, T>(
 async fn feed(
     shared: Arc<Mutex<ConnShared>>,
     id: u16,
+    key: u64,
     stdin: RequestBody,
     data: Option<RequestBody>,
 ) {
@@ -354,9 +367,9 @@ async fn feed(
         streams.push((Kind::Data, d));
     }
     for (kind, body) in streams {
-        if let Err(e) = feed_one(&shared, id, kind, body).await {
+        if let Err(e) = feed_one(&shared, id, key, kind, body).await {
             if let Some(e) = e {
-                lock(&shared).fail_body(id, e);
+                lock(&shared).fail_body(key, e);
             }
             return;
         }
@@ -373,22 +386,23 @@ enum Kind {
 async fn feed_one(
     shared: &Arc<Mutex<ConnShared>>,
     id: u16,
+    key: u64,
     kind: Kind,
     body: RequestBody,
 ) -> Result<(), Option<io::Error>> {
     match body {
         RequestBody::Empty => {}
-        RequestBody::Full(b) => write_all(shared, id, kind, b).await?,
+        RequestBody::Full(b) => write_all(shared, id, key, kind, b).await?,
         RequestBody::Stream(mut s) => loop {
             match std::future::poll_fn(|cx| s.as_mut().poll_next(cx)).await {
                 None => break,
-                Some(Ok(b)) => write_all(shared, id, kind, b).await?,
+                Some(Ok(b)) => write_all(shared, id, key, kind, b).await?,
                 Some(Err(e)) => return Err(Some(e)),
             }
         },
     }
     let mut g = lock(shared);
-    if !g.wants_body(id) {
+    if !g.wants_body(key) {
         return Err(None);
     }
     let ended = match kind {
@@ -402,13 +416,14 @@ async fn feed_one(
 async fn write_all(
     shared: &Arc<Mutex<ConnShared>>,
     id: u16,
+    key: u64,
     kind: Kind,
     mut b: Bytes,
 ) -> Result<(), Option<io::Error>> {
     while !b.is_empty() {
         std::future::poll_fn(|cx| {
             let mut g = lock(shared);
-            if !g.wants_body(id) {
+            if !g.wants_body(key) {
                 return Poll::Ready(Err(None));
             }
             let room = g.conn.send_capacity();

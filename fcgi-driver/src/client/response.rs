@@ -17,6 +17,8 @@ use crate::sync::lock;
 pub(crate) struct Attached {
     pub(crate) shared: Arc<Mutex<ConnShared>>,
     pub(crate) id: u16,
+    /// Its key in the connection's state (ids are reused; keys are not).
+    pub(crate) key: u64,
     /// The connection had served requests before (so it may have died while idle).
     pub(crate) reused: bool,
 }
@@ -100,7 +102,7 @@ impl ClientResponse {
     async fn maybe_retry(&mut self, e: &ClientError) -> Option<Result<(), ClientError>> {
         if !retryable(e)
             || !self.attached.reused
-            || lock(&self.attached.shared).got_output(self.attached.id)
+            || lock(&self.attached.shared).got_output(self.attached.key)
         {
             return None;
         }
@@ -108,7 +110,7 @@ impl ClientResponse {
         Some(
             match Arc::clone(&self.backend).resend(request, true).await {
                 Ok(attached) => {
-                    lock(&self.attached.shared).abandon(self.attached.id);
+                    lock(&self.attached.shared).abandon(self.attached.key);
                     self.attached = attached;
                     Ok(())
                 }
@@ -125,7 +127,7 @@ impl ClientResponse {
                 if let Poll::Ready(e) = self.poll_deadline(cx) {
                     return Poll::Ready(Some(Err(e)));
                 }
-                lock(&self.attached.shared).poll_stdout(self.attached.id, cx)
+                lock(&self.attached.shared).poll_stdout(self.attached.key, cx)
             })
             .await;
             match r {
@@ -155,7 +157,7 @@ impl ClientResponse {
     /// The next piece of `STDERR` received so far (waiting for one if none is there);
     /// `None` once the request ended and no kept stderr is left.
     pub async fn stderr_chunk(&mut self) -> Option<Bytes> {
-        std::future::poll_fn(|cx| lock(&self.attached.shared).poll_stderr(self.attached.id, cx))
+        std::future::poll_fn(|cx| lock(&self.attached.shared).poll_stderr(self.attached.key, cx))
             .await
     }
 
@@ -166,7 +168,7 @@ impl ClientResponse {
                 if let Poll::Ready(e) = self.poll_deadline(cx) {
                     return Poll::Ready(Err(e));
                 }
-                lock(&self.attached.shared).poll_end(self.attached.id, cx)
+                lock(&self.attached.shared).poll_end(self.attached.key, cx)
             })
             .await;
             match r {
@@ -212,6 +214,6 @@ impl ClientResponse {
 
 impl Drop for ClientResponse {
     fn drop(&mut self) {
-        lock(&self.attached.shared).abandon(self.attached.id);
+        lock(&self.attached.shared).abandon(self.attached.key);
     }
 }
