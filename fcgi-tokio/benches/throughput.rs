@@ -11,6 +11,8 @@
 //! per second is the inverse of the CPU both sides spend on a request: the ratio to the raw
 //! ping-pong is the protocol's overhead over the bare socket round trip.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a bench binary: failing loudly is the point
+
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
