@@ -65,7 +65,8 @@ const START_ATTEMPTS: usize = 3;
 ///   backslashes in values are escaped C-style (`addcslashes`), so every entry is one line;
 ///   [`parse_lines`] reads them back.
 /// - `/post.php`: reads `php://input` and prints `method=`, `content_type=`,
-///   `content_length=`, `len=` (bytes read) and `sha1=` (hex) lines.
+///   `content_length=`, `len=` (bytes read) and `sha1=` (hex) lines. Logged in
+///   [`PhpFpm::hits`] as `post`.
 /// - `/stream.php?chunks=N&size=S[&marker=M&wait_at=K]`: `Content-Type:
 ///   application/octet-stream`, then N chunks of S bytes, chunk `i` being byte `i % 256`
 ///   repeated, each followed by `flush()`. With a marker, before chunk K it waits (up to
@@ -74,7 +75,10 @@ const START_ATTEMPTS: usize = 3;
 ///   never on a clock.
 /// - `/stderr.php?marker=M`: `out 1\n` on stdout and `error_log('err 1')`, flush; waits for
 ///   marker `M`; then `out 2\n` and `error_log('err 2')`, flush; then `out 3\n`.
-/// - `/pid.php`: the worker's pid (`getmypid()`) and nothing else.
+/// - `/pid.php`: the worker's pid (`getmypid()`) and nothing else. Logged in
+///   [`PhpFpm::hits`] as `pid`.
+/// - `/wait.php?marker=M`: waits for marker `M`, then prints the worker's pid (or
+///   `MARKER-TIMEOUT`): a request that stays in flight until the test lets it go.
 /// - `/sleep.php?ms=T[&tick=P]`: sleeps T ms, printing and flushing a `.` every P ms when
 ///   `tick` is given, then prints `done`.
 pub fn scripts() -> &'static [(&'static str, &'static str)] {
@@ -85,6 +89,7 @@ pub fn scripts() -> &'static [(&'static str, &'static str)] {
         ("stream.php", STREAM_PHP),
         ("stderr.php", STDERR_PHP),
         ("pid.php", PID_PHP),
+        ("wait.php", WAIT_PHP),
         ("sleep.php", SLEEP_PHP),
     ]
 }
@@ -101,6 +106,11 @@ function wait_marker(string $name): bool {
         usleep(10000);
     }
     return false;
+}
+// Appends "SCRIPT PID" to DIR/hits.log: every execution, counted on php-fpm's side.
+function hit(string $script): void {
+    $line = $script . ' ' . getmypid() . "\n";
+    file_put_contents(dirname(__DIR__) . '/hits.log', $line, FILE_APPEND | LOCK_EX);
 }
 function esc($v): string {
     return is_scalar($v) ? addcslashes((string) $v, "\0..\37\\") : gettype($v);
@@ -120,6 +130,8 @@ echo 'pid=', getmypid(), "\n";
 "#;
 
 const POST_PHP: &str = r#"<?php
+require __DIR__ . '/_lib.php';
+hit('post');
 header('Content-Type: text/plain');
 $body = file_get_contents('php://input');
 echo 'method=', $_SERVER['REQUEST_METHOD'], "\n";
@@ -162,7 +174,16 @@ flush();
 echo "out 3\n";
 "#;
 
-const PID_PHP: &str = "<?php echo getmypid();\n";
+const PID_PHP: &str = r#"<?php
+require __DIR__ . '/_lib.php';
+hit('pid');
+echo getmypid();
+"#;
+
+const WAIT_PHP: &str = r#"<?php
+require __DIR__ . '/_lib.php';
+echo wait_marker($_GET['marker'] ?? '') ? getmypid() : 'MARKER-TIMEOUT';
+"#;
 
 const SLEEP_PHP: &str = r#"<?php
 header('Content-Type: text/plain');
@@ -248,6 +269,7 @@ impl Options {
 /// DIR/php-fpm.out    php-fpm's own stdout and stderr
 /// DIR/www/           the document root, holding scripts()
 /// DIR/markers/       marker files (set_marker)
+/// DIR/hits.log       one line per execution of pid.php and post.php (hits)
 /// DIR/php-fpm.sock   the socket, for Socket::Unix
 /// ```
 ///
@@ -337,6 +359,20 @@ impl PhpFpm {
         let tmp = dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, b"go").expect("write marker");
         std::fs::rename(&tmp, dir.join(name)).expect("rename marker");
+    }
+
+    /// The pids of the workers that executed `script` (`"pid"` or `"post"`), one entry per
+    /// execution, in order: what php-fpm really ran, whatever the responses said.
+    pub fn hits(&self, script: &str) -> Vec<u32> {
+        let log = std::fs::read_to_string(self.dir.path().join("hits.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(s, _)| *s == script)
+            .map(|(_, pid)| {
+                pid.parse()
+                    .unwrap_or_else(|_| panic!("bad hits.log line for {script}: {pid:?}"))
+            })
+            .collect()
     }
 
     /// Everything php-fpm logged so far (error log, then its stdout/stderr).
