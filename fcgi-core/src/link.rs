@@ -2,11 +2,11 @@
 //! event queue with its back-pressure budget, the transmit queue, and fatal-error latching.
 
 use alloc::collections::VecDeque;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::{Error, Malformed};
 use crate::limits::{EVENT_COST, Limits};
-use crate::record::{Decoder, Fragment, Header, Padding, RecordType, VERSION_1};
+use crate::record::{Decoder, Fragment, Header, Padding, RawFragment, RecordType, VERSION_1};
 use crate::transmit::Transmit;
 
 /// One unit of decoded input, as the connection state machines consume it.
@@ -17,7 +17,39 @@ pub(crate) enum Input {
     /// An empty stream record: the stream's terminator.
     StreamEnd { header: Header },
     /// A whole non-stream record.
-    Record { header: Header, content: Bytes },
+    Record {
+        header: Header,
+        content: RecordContent,
+    },
+}
+
+/// Largest record content copied inline rather than shared with the input buffer: the
+/// fixed 8-byte bodies (`BEGIN_REQUEST`, `END_REQUEST`, `UNKNOWN_TYPE`). Copying 8 bytes
+/// is cheaper than the reference counting of a shared `Bytes`.
+const INLINE_CONTENT: usize = 8;
+
+/// The content of a whole non-stream record; reads as a byte slice.
+#[derive(Debug)]
+pub(crate) enum RecordContent {
+    /// Up to [`INLINE_CONTENT`] bytes, copied.
+    Inline {
+        bytes: [u8; INLINE_CONTENT],
+        len: usize,
+    },
+    /// Longer content: split off the input when it arrived in one piece, else joined.
+    Shared(Bytes),
+}
+
+impl core::ops::Deref for RecordContent {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Inline { bytes, len } => &bytes[..*len],
+            Self::Shared(b) => b,
+        }
+    }
 }
 
 /// Stream records are passed on piece by piece; everything else, and every record of the
@@ -31,6 +63,9 @@ pub(crate) struct Link<E> {
     decoder: Decoder,
     /// Header of the record being decoded (content fragments belong to it).
     current: Header,
+    /// Content of the current non-stream record when it arrived in one piece.
+    whole: Option<RecordContent>,
+    /// Content of the current non-stream record when it arrived in several pieces.
     body: BytesMut,
     pub(crate) transmit: Transmit,
     pub(crate) padding: Padding,
@@ -45,6 +80,7 @@ impl<E> Link<E> {
         Self {
             decoder: Decoder::new(),
             current: Header::new(RecordType::Unknown(0), 0, 0, 0),
+            whole: None,
             body: BytesMut::new(),
             transmit: Transmit::default(),
             padding,
@@ -73,32 +109,73 @@ impl<E> Link<E> {
     }
 
     pub(crate) fn is_at_boundary(&self) -> bool {
-        self.decoder.is_at_boundary()
+        // Back-pressure may have stopped decoding right after a stream record's last content
+        // byte, or before its empty padding: steps that need no more bytes and yield nothing.
+        // Look ahead on a copy so that such a complete record is not taken for a truncated one.
+        let mut decoder = self.decoder.clone();
+        let mut nothing = BytesMut::new();
+        while let Some(fragment) = decoder.decode(&mut nothing) {
+            if let Fragment::End(h) = fragment {
+                if !is_stream(&h) || h.content_length == 0 {
+                    // A record that would still produce input: not a clean end.
+                    return false;
+                }
+            }
+        }
+        decoder.is_at_boundary()
     }
 
     /// The next unit of input, or `None` when input is exhausted or back-pressure applies.
+    #[inline(always)]
     pub(crate) fn next_input(&mut self, input: &mut BytesMut) -> Result<Option<Input>, Error> {
-        while self.wants_input() {
-            let Some(fragment) = self.decoder.decode(input) else {
+        // Nothing below changes the back-pressure budget (only the caller's handling of what
+        // is returned does), so one check per call is enough.
+        if !self.wants_input() {
+            return Ok(None);
+        }
+        loop {
+            let Some(fragment) = self.decoder.decode_raw(input) else {
                 return Ok(None);
             };
             match fragment {
-                Fragment::Header(h) => {
+                RawFragment::Header(h) => {
                     if h.version != VERSION_1 {
                         return Err(Malformed::UnsupportedVersion(h.version).into());
                     }
                     self.current = h;
                 }
-                Fragment::Content(data) => {
+                RawFragment::Content(len) => {
                     let header = self.current;
                     if is_stream(&header) {
+                        let data = input.split_to(len).freeze();
                         return Ok(Some(Input::Stream { header, data }));
                     }
-                    self.body.extend_from_slice(&data);
+                    if self.body.is_empty() && len == usize::from(header.content_length) {
+                        // The whole content in one piece (the usual case): copy a small one
+                        // inline, share a larger one with the input; no joining either way.
+                        self.whole = Some(if len <= INLINE_CONTENT {
+                            let mut bytes = [0; INLINE_CONTENT];
+                            bytes[..len].copy_from_slice(&input[..len]);
+                            input.advance(len);
+                            RecordContent::Inline { bytes, len }
+                        } else {
+                            RecordContent::Shared(input.split_to(len).freeze())
+                        });
+                    } else {
+                        self.body.extend_from_slice(&input[..len]);
+                        input.advance(len);
+                    }
                 }
-                Fragment::End(header) => {
+                RawFragment::End(header) => {
                     if !is_stream(&header) {
-                        let content = self.body.split().freeze();
+                        let content = match self.whole.take() {
+                            Some(content) => content,
+                            None => RecordContent::Shared(if self.body.is_empty() {
+                                Bytes::new()
+                            } else {
+                                self.body.split().freeze()
+                            }),
+                        };
                         return Ok(Some(Input::Record { header, content }));
                     }
                     if header.content_length == 0 {
@@ -107,7 +184,6 @@ impl<E> Link<E> {
                 }
             }
         }
-        Ok(None)
     }
 
     pub(crate) fn push_event(&mut self, event: E, payload: usize) {

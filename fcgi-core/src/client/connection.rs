@@ -88,6 +88,10 @@ pub struct ClientConnection {
     stage_id: u16,
     close_when_idle: bool,
     eof: bool,
+    /// Ids whose `EndRequest`/`Truncated` event is queued but not yet polled. They are not
+    /// handed out again before the caller has seen that event: otherwise the queued event
+    /// would be taken for one of the new request.
+    unreported: alloc::vec::Vec<u16>,
 }
 
 impl ClientConnection {
@@ -101,6 +105,7 @@ impl ClientConnection {
             stage_id: NULL_REQUEST_ID,
             close_when_idle: false,
             eof: false,
+            unreported: alloc::vec::Vec::new(),
         }
     }
 
@@ -126,12 +131,17 @@ impl ClientConnection {
 
     /// True when another request may begin now.
     pub fn can_begin(&self) -> bool {
-        !self.close_when_idle
-            && !self.eof
-            && self
-                .requests
-                .lowest_free_id(self.config.max_concurrent_requests)
-                .is_some()
+        !self.close_when_idle && !self.eof && self.free_id().is_some()
+    }
+
+    /// The lowest id in `1..=max_concurrent_requests` neither in flight nor waiting for its
+    /// end to be polled.
+    fn free_id(&self) -> Option<u16> {
+        let max = self.config.max_concurrent_requests;
+        if self.unreported.is_empty() {
+            return self.requests.lowest_free_id(max);
+        }
+        (1..=max).find(|id| !self.requests.contains(*id) && !self.unreported.contains(id))
     }
 
     /// True while the connection can take more input (see
@@ -148,16 +158,13 @@ impl ClientConnection {
     }
 
     /// Starts a request and returns its id: the lowest id not in flight. An id is reused
-    /// only after its `END_REQUEST` (or after the connection reported it truncated).
+    /// only after its [`Event::EndRequest`] (or [`Event::Truncated`]) has been polled.
     pub fn begin_request(&mut self, role: Role, keep_conn: bool) -> Result<u16, Error> {
         if self.close_when_idle || self.eof {
             return Err(ApiError::Closing.into());
         }
         let max = self.config.max_concurrent_requests;
-        let id = self
-            .requests
-            .lowest_free_id(max)
-            .ok_or(ApiError::NoFreeRequestId(max))?;
+        let id = self.free_id().ok_or(ApiError::NoFreeRequestId(max))?;
         let body = BeginRequestBody { role, keep_conn };
         let padding = self.link.padding;
         self.link
@@ -360,13 +367,20 @@ impl ClientConnection {
         self.eof = true;
         let ids: alloc::vec::Vec<u16> = self.requests.drain().map(|r| r.id).collect();
         for id in ids {
+            self.unreported.push(id);
             self.link.push_event(Event::Truncated { id }, 0);
         }
     }
 
     /// The next event for the caller.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.link.poll_event()
+        let event = self.link.poll_event()?;
+        if let Event::EndRequest { id, .. } | Event::Truncated { id } = event {
+            if let Some(i) = self.unreported.iter().position(|u| *u == id) {
+                self.unreported.swap_remove(i);
+            }
+        }
+        Some(event)
     }
 
     /// The next chunk of bytes to write to the application.
@@ -433,6 +447,12 @@ impl ClientConnection {
                     if !req.keep_conn {
                         self.close_when_idle = true;
                     }
+                }
+                self.unreported.push(id);
+                // Pairs still staged for this request (the application ended it before
+                // its PARAMS stream did) must not leak into a later request reusing the id.
+                if self.stage_id == id {
+                    self.stage.clear();
                 }
                 self.link.push_event(
                     Event::EndRequest {

@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use super::pair::{encode_pair, encoded_pair_len, parse_layout};
+use super::pair::{PairLayout, encode_pair, encoded_pair_len, parse_layout};
 use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,9 +162,26 @@ impl Params {
     /// Parses pairs starting at `from`; returns where the next unparsed pair starts and,
     /// if the pair there has complete length prefixes, its declared end.
     pub(crate) fn index_from(&mut self, mut from: usize) -> (usize, Option<usize>) {
-        while let Some(layout) = parse_layout(&self.wire[from..]) {
-            let end = from.saturating_add(layout.total());
-            if end > self.wire.len() {
+        let wire = self.wire.as_slice();
+        loop {
+            let rest = &wire[from..];
+            let (layout, end) = match *rest {
+                // Fast path: both lengths below 128, one byte each (nearly every CGI
+                // variable). `from` is at most `wire.len()`, so plain addition cannot overflow.
+                [n, v, ..] if (n | v) & 0x80 == 0 => {
+                    let layout = PairLayout {
+                        name_at: 2,
+                        name_len: usize::from(n),
+                        value_len: usize::from(v),
+                    };
+                    (layout, from + 2 + layout.name_len + layout.value_len)
+                }
+                _ => match parse_layout(rest) {
+                    Some(layout) => (layout, from.saturating_add(layout.total())),
+                    None => return (from, None),
+                },
+            };
+            if end > wire.len() {
                 return (from, Some(end));
             }
             self.entries.push(Entry {
@@ -174,11 +191,20 @@ impl Params {
             });
             from = end;
         }
-        (from, None)
     }
 
     pub(crate) fn reserve(&mut self, bytes: usize, pairs: usize) {
-        self.wire.reserve(bytes);
-        self.entries.reserve(pairs);
+        // The usual call is on a new, empty list: allocating directly is cheaper than the
+        // amortised-growth path of `reserve`.
+        if self.wire.capacity() == 0 {
+            self.wire = Vec::with_capacity(bytes);
+        } else {
+            self.wire.reserve(bytes);
+        }
+        if self.entries.capacity() == 0 {
+            self.entries = Vec::with_capacity(pairs);
+        } else {
+            self.entries.reserve(pairs);
+        }
     }
 }

@@ -19,6 +19,16 @@ pub enum Fragment {
     End(Header),
 }
 
+/// A [`Fragment`] whose content has not been taken out of the input yet (see
+/// [`Decoder::decode_raw`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawFragment {
+    Header(Header),
+    /// The next this-many bytes of the input are content of the current record.
+    Content(usize),
+    End(Header),
+}
+
 #[derive(Debug, Clone, Copy)]
 enum State {
     Header,
@@ -74,10 +84,36 @@ impl Decoder {
 
     /// Decodes the next fragment from the front of `input`, consuming what it uses.
     /// Returns `None` when `input` holds nothing more to decode yet.
+    #[inline]
     pub fn decode(&mut self, input: &mut BytesMut) -> Option<Fragment> {
+        Some(match self.decode_raw(input)? {
+            RawFragment::Header(header) => Fragment::Header(header),
+            RawFragment::Content(len) => Fragment::Content(input.split_to(len).freeze()),
+            RawFragment::End(header) => Fragment::End(header),
+        })
+    }
+
+    /// [`decode`](Self::decode) without taking content out of `input`: a content piece is
+    /// reported as its length, and the caller must remove exactly that many bytes from the
+    /// front of `input` (by splitting or advancing) before the next call. This lets the
+    /// connections read small and copied content in place instead of sharing the buffer.
+    #[inline(always)]
+    pub(crate) fn decode_raw(&mut self, input: &mut BytesMut) -> Option<RawFragment> {
         loop {
             match self.state {
                 State::Header => {
+                    // Fast path: a whole header at the front of the input, none held back.
+                    if self.header_len == 0 {
+                        if let Some(bytes) = input.first_chunk::<HEADER_LEN>() {
+                            let header = Header::from_array(bytes);
+                            input.advance(HEADER_LEN);
+                            self.state = State::Content {
+                                header,
+                                remaining: usize::from(header.content_length),
+                            };
+                            return Some(RawFragment::Header(header));
+                        }
+                    }
                     let take = (HEADER_LEN - self.header_len).min(input.len());
                     self.header[self.header_len..self.header_len + take]
                         .copy_from_slice(&input[..take]);
@@ -92,14 +128,14 @@ impl Decoder {
                         header,
                         remaining: usize::from(header.content_length),
                     };
-                    return Some(Fragment::Header(header));
+                    return Some(RawFragment::Header(header));
                 }
                 State::Content { header, remaining } => {
                     if remaining == 0 {
                         self.state = State::Padding {
                             remaining: usize::from(header.padding_length),
                         };
-                        return Some(Fragment::End(header));
+                        return Some(RawFragment::End(header));
                     }
                     if input.is_empty() {
                         return None;
@@ -109,11 +145,13 @@ impl Decoder {
                         header,
                         remaining: remaining - take,
                     };
-                    return Some(Fragment::Content(input.split_to(take).freeze()));
+                    return Some(RawFragment::Content(take));
                 }
                 State::Padding { remaining } => {
                     let take = remaining.min(input.len());
-                    input.advance(take);
+                    if take > 0 {
+                        input.advance(take);
+                    }
                     if take < remaining {
                         self.state = State::Padding {
                             remaining: remaining - take,

@@ -10,6 +10,7 @@ mod header;
 pub use body::{
     BeginRequestBody, EndRequestBody, KEEP_CONN, ProtocolStatus, Role, UnknownTypeBody,
 };
+pub(crate) use decoder::RawFragment;
 pub use decoder::{Decoder, Fragment, Record, RecordReader};
 pub use header::{
     HEADER_LEN, Header, MAX_ALIGNED_CONTENT_LEN, MAX_CONTENT_LEN, NULL_REQUEST_ID, Padding,
