@@ -60,6 +60,7 @@ mod error;
 mod limits;
 mod link;
 pub mod params;
+mod phase;
 pub mod record;
 pub mod server;
 mod table;

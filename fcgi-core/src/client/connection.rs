@@ -7,42 +7,23 @@ use super::event::Event;
 use crate::error::{ApiError, Error, Violation};
 use crate::link::{Input, Link};
 use crate::params::{ParamsReader, encode_pair, encoded_pair_len};
+use crate::phase::Phase;
 use crate::record::{
     BeginRequestBody, EndRequestBody, Header, NULL_REQUEST_ID, RecordType, Role, UnknownTypeBody,
 };
 use crate::table::{HasId, RequestTable};
-
-/// Which output stream of a request the caller writes next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outbound {
-    Params,
-    Stdin,
-    Data,
-    Done,
-}
 
 #[derive(Debug)]
 struct Request {
     id: u16,
     role: Role,
     keep_conn: bool,
-    outbound: Outbound,
+    outbound: Phase,
 }
 
 impl HasId for Request {
     fn id(&self) -> u16 {
         self.id
-    }
-}
-
-impl Request {
-    fn after(&self, ended: Outbound) -> Outbound {
-        match (self.role, ended) {
-            (Role::Authorizer, Outbound::Params) => Outbound::Done,
-            (_, Outbound::Params) => Outbound::Stdin,
-            (Role::Filter, Outbound::Stdin) => Outbound::Data,
-            _ => Outbound::Done,
-        }
     }
 }
 
@@ -174,7 +155,7 @@ impl ClientConnection {
             id,
             role,
             keep_conn,
-            outbound: Outbound::Params,
+            outbound: Phase::Params,
         });
         if !keep_conn {
             // One request, then we close: no other request may start on this connection.
@@ -183,7 +164,7 @@ impl ClientConnection {
         Ok(id)
     }
 
-    fn request_in(&self, id: u16, phase: Outbound) -> Result<(), Error> {
+    fn request_in(&self, id: u16, phase: Phase) -> Result<(), Error> {
         let req = self.requests.get(id).ok_or(ApiError::UnknownRequest(id))?;
         if req.outbound != phase {
             return Err(ApiError::WrongPhase { request_id: id }.into());
@@ -203,7 +184,7 @@ impl ClientConnection {
 
     /// Adds one CGI variable to the request's `PARAMS` stream.
     pub fn send_param(&mut self, id: u16, name: &[u8], value: &[u8]) -> Result<(), Error> {
-        self.request_in(id, Outbound::Params)?;
+        self.request_in(id, Phase::Params)?;
         let len = encoded_pair_len(name, value)?;
         let max = self.link.padding.max_content_len();
         if self.stage_id != id || self.stage.len() + len > max {
@@ -228,7 +209,7 @@ impl ClientConnection {
 
     /// Adds every pair of `params`, in order.
     pub fn send_params(&mut self, id: u16, params: &crate::Params) -> Result<(), Error> {
-        self.request_in(id, Outbound::Params)?;
+        self.request_in(id, Phase::Params)?;
         for (name, value) in params.iter() {
             self.send_param(id, name, value)?;
         }
@@ -238,7 +219,7 @@ impl ClientConnection {
     /// Ends the `PARAMS` stream. The request's body (`STDIN`) may follow; an Authorizer
     /// request is then complete on our side.
     pub fn end_params(&mut self, id: u16) -> Result<(), Error> {
-        self.request_in(id, Outbound::Params)?;
+        self.request_in(id, Phase::Params)?;
         if self.stage_id == id {
             self.flush_stage();
         }
@@ -247,15 +228,15 @@ impl ClientConnection {
             .transmit
             .push_record(RecordType::Params, id, &[], padding);
         if let Some(req) = self.requests.get_mut(id) {
-            req.outbound = req.after(Outbound::Params);
+            req.outbound = Phase::after(req.role, Phase::Params);
         }
         Ok(())
     }
 
-    fn send_stream(&mut self, phase: Outbound, id: u16, data: Bytes) -> Result<(), Error> {
+    fn send_stream(&mut self, phase: Phase, id: u16, data: Bytes) -> Result<(), Error> {
         self.request_in(id, phase)?;
         self.link.check_output_room()?;
-        let rt = if phase == Outbound::Stdin {
+        let rt = if phase == Phase::Stdin {
             RecordType::Stdin
         } else {
             RecordType::Data
@@ -265,9 +246,9 @@ impl ClientConnection {
         Ok(())
     }
 
-    fn end_stream(&mut self, phase: Outbound, id: u16) -> Result<(), Error> {
+    fn end_stream(&mut self, phase: Phase, id: u16) -> Result<(), Error> {
         self.request_in(id, phase)?;
-        let rt = if phase == Outbound::Stdin {
+        let rt = if phase == Phase::Stdin {
             RecordType::Stdin
         } else {
             RecordType::Data
@@ -275,7 +256,7 @@ impl ClientConnection {
         let padding = self.link.padding;
         self.link.transmit.push_record(rt, id, &[], padding);
         if let Some(req) = self.requests.get_mut(id) {
-            req.outbound = req.after(phase);
+            req.outbound = Phase::after(req.role, phase);
         }
         Ok(())
     }
@@ -283,22 +264,22 @@ impl ClientConnection {
     /// Queues request-body bytes (`STDIN`; not for Authorizer requests). Large pieces are
     /// referenced, not copied. Empty `data` queues nothing.
     pub fn send_stdin(&mut self, id: u16, data: Bytes) -> Result<(), Error> {
-        self.send_stream(Outbound::Stdin, id, data)
+        self.send_stream(Phase::Stdin, id, data)
     }
 
     /// Ends the request body. A Filter request's `DATA` follows.
     pub fn end_stdin(&mut self, id: u16) -> Result<(), Error> {
-        self.end_stream(Outbound::Stdin, id)
+        self.end_stream(Phase::Stdin, id)
     }
 
     /// Queues bytes of the file to filter (`DATA`; Filter requests only, after `STDIN`).
     pub fn send_data(&mut self, id: u16, data: Bytes) -> Result<(), Error> {
-        self.send_stream(Outbound::Data, id, data)
+        self.send_stream(Phase::Data, id, data)
     }
 
     /// Ends the `DATA` stream.
     pub fn end_data(&mut self, id: u16) -> Result<(), Error> {
-        self.end_stream(Outbound::Data, id)
+        self.end_stream(Phase::Data, id)
     }
 
     /// Asks the application to abort the request (`ABORT_REQUEST`). The request stays in
@@ -316,7 +297,7 @@ impl ClientConnection {
             .transmit
             .push_record(RecordType::AbortRequest, id, &[], padding);
         if let Some(req) = self.requests.get_mut(id) {
-            req.outbound = Outbound::Done;
+            req.outbound = Phase::Done;
         }
         Ok(())
     }

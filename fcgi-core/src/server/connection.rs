@@ -7,27 +7,19 @@ use super::event::{Event, Rejection};
 use crate::error::{ApiError, Error, Violation};
 use crate::link::{Input, Link};
 use crate::params::{Params, ParamsReader, decode_pairs};
+use crate::phase::Phase;
 use crate::record::{
     BeginRequestBody, EndRequestBody, Header, NULL_REQUEST_ID, ProtocolStatus, RecordType, Role,
     UnknownTypeBody,
 };
 use crate::table::{HasId, RequestTable};
 
-/// Which input stream of a request is expected next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Inbound {
-    Params,
-    Stdin,
-    Data,
-    Done,
-}
-
 #[derive(Debug)]
 struct Request {
     id: u16,
     role: Role,
     keep_conn: bool,
-    inbound: Inbound,
+    inbound: Phase,
     params: Option<ParamsReader>,
     aborted: bool,
     wrote_stderr: bool,
@@ -44,18 +36,8 @@ impl Request {
     /// `STDIN` ends.
     fn may_write(&self) -> bool {
         match self.role {
-            Role::Filter => matches!(self.inbound, Inbound::Data | Inbound::Done),
-            _ => self.inbound != Inbound::Params,
-        }
-    }
-
-    /// The stream that follows the one that just ended.
-    fn after(&self, ended: Inbound) -> Inbound {
-        match (self.role, ended) {
-            (Role::Authorizer, Inbound::Params) => Inbound::Done,
-            (_, Inbound::Params) => Inbound::Stdin,
-            (Role::Filter, Inbound::Stdin) => Inbound::Data,
-            _ => Inbound::Done,
+            Role::Filter => matches!(self.inbound, Phase::Data | Phase::Done),
+            _ => self.inbound != Phase::Params,
         }
     }
 }
@@ -363,7 +345,7 @@ impl ServerConnection {
                     self.link.push_event(Event::Abort { id }, 0);
                 }
             }
-            (RecordType::Params, Input::Stream { data, .. }) if req.inbound == Inbound::Params => {
+            (RecordType::Params, Input::Stream { data, .. }) if req.inbound == Phase::Params => {
                 let Some(reader) = req.params.as_mut() else {
                     return Err(unexpected.into());
                 };
@@ -376,30 +358,30 @@ impl ServerConnection {
                     self.reject(id, keep_conn, Rejection::ParamsTooLarge);
                 }
             }
-            (RecordType::Params, Input::StreamEnd { .. }) if req.inbound == Inbound::Params => {
+            (RecordType::Params, Input::StreamEnd { .. }) if req.inbound == Phase::Params => {
                 let reader = req.params.take().ok_or(unexpected)?;
                 let params = reader.finish()?;
-                req.inbound = req.after(Inbound::Params);
+                req.inbound = Phase::after(req.role, Phase::Params);
                 let cost = params.wire_bytes().len();
                 self.link.push_event(Event::Params { id, params }, cost);
             }
-            (RecordType::Stdin, Input::Stream { data, .. }) if req.inbound == Inbound::Stdin => {
+            (RecordType::Stdin, Input::Stream { data, .. }) if req.inbound == Phase::Stdin => {
                 let len = data.len();
                 self.link.push_event(Event::Stdin { id, data }, len);
             }
-            (RecordType::Stdin, Input::StreamEnd { .. }) if req.inbound == Inbound::Stdin => {
-                req.inbound = req.after(Inbound::Stdin);
+            (RecordType::Stdin, Input::StreamEnd { .. }) if req.inbound == Phase::Stdin => {
+                req.inbound = Phase::after(req.role, Phase::Stdin);
                 self.link.push_event(Event::StdinEnd { id }, 0);
             }
             // An Authorizer receives no body; tolerate the empty STDIN some servers send.
             (RecordType::Stdin, Input::StreamEnd { .. })
-                if req.role == Role::Authorizer && req.inbound == Inbound::Done => {}
-            (RecordType::Data, Input::Stream { data, .. }) if req.inbound == Inbound::Data => {
+                if req.role == Role::Authorizer && req.inbound == Phase::Done => {}
+            (RecordType::Data, Input::Stream { data, .. }) if req.inbound == Phase::Data => {
                 let len = data.len();
                 self.link.push_event(Event::Data { id, data }, len);
             }
-            (RecordType::Data, Input::StreamEnd { .. }) if req.inbound == Inbound::Data => {
-                req.inbound = Inbound::Done;
+            (RecordType::Data, Input::StreamEnd { .. }) if req.inbound == Phase::Data => {
+                req.inbound = Phase::Done;
                 self.link.push_event(Event::DataEnd { id }, 0);
             }
             // Unknown record types for an active request: ignored, for forward compatibility.
@@ -435,7 +417,7 @@ impl ServerConnection {
             id,
             role: body.role,
             keep_conn: body.keep_conn,
-            inbound: Inbound::Params,
+            inbound: Phase::Params,
             params: Some(ParamsReader::new(self.config.limits.max_params_bytes)),
             aborted: false,
             wrote_stderr: false,
