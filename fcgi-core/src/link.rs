@@ -198,6 +198,20 @@ impl<E> Link<E> {
         Some(event)
     }
 
+    /// Drops every queued event `stale` matches (the events of a request the application
+    /// already ended: its id is inactive, so nothing more may be reported for it).
+    pub(crate) fn purge_events(&mut self, mut stale: impl FnMut(&E) -> bool) {
+        let mut freed = 0;
+        self.events.retain(|(event, cost)| {
+            let drop = stale(event);
+            if drop {
+                freed += *cost;
+            }
+            !drop
+        });
+        self.buffered -= freed;
+    }
+
     /// Refuses a stream send when the transmit queue is full.
     pub(crate) fn check_output_room(&self) -> Result<(), Error> {
         if self.transmit.len() >= self.limits.max_buffered_output {

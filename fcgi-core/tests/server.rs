@@ -1188,3 +1188,34 @@ fn partial_advance_releases_output_back_pressure() {
     assert_eq!(s.send_capacity(), 24);
     assert!(s.wants_input());
 }
+
+/// Spec 3.3: once the application ends a request, its id is inactive — events still queued
+/// for it are not reported (the web server may reuse the id right after our END_REQUEST).
+#[test]
+fn ending_a_request_drops_its_queued_events() {
+    use bytes::BytesMut;
+    use fcgi_core::server::{Event, ServerConfig, ServerConnection};
+    let mut conn = ServerConnection::new(ServerConfig::default());
+    let mut input = BytesMut::from(
+        &[
+            1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, // BEGIN id 1, keep_conn
+            1, 4, 0, 1, 0, 0, 0, 0, // empty PARAMS
+            1, 5, 0, 1, 0, 3, 5, 0, b'a', b'b', b'c', 0, 0, 0, 0, 0, // STDIN "abc"
+            1, 5, 0, 1, 0, 0, 0, 0, // empty STDIN
+            1, 1, 0, 2, 0, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, // BEGIN id 2
+        ][..],
+    );
+    conn.handle_input(&mut input).unwrap();
+    assert!(matches!(
+        conn.poll_event(),
+        Some(Event::BeginRequest { id: 1, .. })
+    ));
+    conn.end_request(1, 0, fcgi_core::ProtocolStatus::Overloaded)
+        .unwrap();
+    // Params/Stdin/StdinEnd of request 1 are gone; request 2's begin is still there.
+    assert!(matches!(
+        conn.poll_event(),
+        Some(Event::BeginRequest { id: 2, .. })
+    ));
+    assert_eq!(conn.poll_event(), None);
+}

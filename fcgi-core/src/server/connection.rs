@@ -265,8 +265,8 @@ impl ServerConnection {
     }
 
     /// Ends the request: terminates its `STDOUT` (and `STDERR`, if used) and queues
-    /// `END_REQUEST`. The id becomes inactive: later records for it are ignored, and the
-    /// web server may reuse it. Allowed in any phase (for example after an abort, or to
+    /// `END_REQUEST`. The id becomes inactive: events still queued for it are dropped, later
+    /// records for it are ignored, and the web server may reuse it. Allowed in any phase (for example after an abort, or to
     /// refuse a request with `OVERLOADED` from a global limit).
     pub fn end_request(
         &mut self,
@@ -278,6 +278,9 @@ impl ServerConnection {
             .requests
             .remove(id)
             .ok_or(ApiError::UnknownRequest(id))?;
+        // The id is inactive from here on: events still queued for it are not reported
+        // (a web server may reuse the id as soon as it reads our END_REQUEST).
+        self.link.purge_events(|e| e.request_id() == id);
         let padding = self.link.padding;
         let t = &mut self.link.transmit;
         if protocol_status == ProtocolStatus::RequestComplete || req.may_write() {

@@ -95,3 +95,19 @@ pub enum Event {
         reason: Rejection,
     },
 }
+
+impl Event {
+    /// The request the event is about.
+    pub fn request_id(&self) -> u16 {
+        match self {
+            Self::BeginRequest { id, .. }
+            | Self::Params { id, .. }
+            | Self::Stdin { id, .. }
+            | Self::StdinEnd { id }
+            | Self::Data { id, .. }
+            | Self::DataEnd { id }
+            | Self::Abort { id }
+            | Self::Rejected { id, .. } => *id,
+        }
+    }
+}
