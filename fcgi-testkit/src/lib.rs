@@ -24,6 +24,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod app;
+pub mod behaviour;
 pub mod echo;
 pub mod http;
 pub mod peers;

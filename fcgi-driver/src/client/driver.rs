@@ -121,7 +121,7 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
                     }
                 }
             }
-            if g.conn.send_capacity() > 0 {
+            if super::body_room(&g.conn) > 0 {
                 g.wake_feeders();
             }
             if !progress {

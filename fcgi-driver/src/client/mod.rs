@@ -413,6 +413,18 @@ async fn feed_one(
     ended.map_err(|e| Some(io::Error::new(io::ErrorKind::InvalidInput, e)))
 }
 
+/// Transmit room for request-body bytes. Bodies leave a reserve below the core's output
+/// limit: the core stops consuming input while its transmit queue is at that limit, so a
+/// queue filled with body bytes the application does not read yet would stop us reading the
+/// response it is writing meanwhile — a deadlock whenever an application answers before it
+/// has read its body. The reserve also covers record headers and padding, the stream ends
+/// and other requests' `BEGIN_REQUEST` and `PARAMS`.
+pub(crate) fn body_room(conn: &ClientConnection) -> usize {
+    let limit = conn.config().limits.max_buffered_output;
+    let reserve = (limit / 4).min(64 * 1024);
+    conn.send_capacity().saturating_sub(reserve)
+}
+
 async fn write_all(
     shared: &Arc<Mutex<ConnShared>>,
     id: u16,
@@ -426,7 +438,7 @@ async fn write_all(
             if !g.wants_body(key) {
                 return Poll::Ready(Err(None));
             }
-            let room = g.conn.send_capacity();
+            let room = body_room(&g.conn);
             if room == 0 {
                 g.wait_room(cx);
                 g.wake_driver();

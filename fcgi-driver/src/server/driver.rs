@@ -281,8 +281,15 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
                 };
                 let abort = Arc::clone(&slot.abort);
                 let handler = Arc::clone(&self.handler);
+                let shared = Arc::clone(&self.shared);
+                let cork = Arc::clone(&g.cork);
                 self.rt.spawn(Box::pin(async move {
-                    task.run(handler, request, response, abort).await;
+                    let mut run = std::pin::pin!(task.run(handler, request, response, abort));
+                    std::future::poll_fn(|cx| {
+                        let _corked = cork.enter(&shared);
+                        run.as_mut().poll(cx)
+                    })
+                    .await;
                 }));
             }
             Event::Stdin { id, data } => g.push_input(id, StreamKind::Stdin, Some(data)),

@@ -5,13 +5,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use fcgi_core::server::ServerConnection;
 use fcgi_core::{ApiError, Error, ProtocolStatus, Role};
 
-use crate::sync::Flag;
+use crate::sync::{Flag, lock};
 
 /// Which stream of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +53,46 @@ pub(crate) struct Slot {
     pub(crate) input_done: bool,
 }
 
+/// Write coalescing: while a handler task of the connection is being polled, the driver is
+/// woken for its output only once that poll is over, so that what a handler queues in one
+/// poll (its writes, then `END_REQUEST` if it returns) leaves in one write call instead of
+/// racing the driver task on another thread.
+#[derive(Debug, Default)]
+pub(crate) struct Cork {
+    /// Handler polls in progress.
+    polling: AtomicUsize,
+    /// Output was queued during one of them: wake the driver when the last one ends.
+    wanted: AtomicBool,
+}
+
+impl Cork {
+    /// Marks a handler poll in progress until the guard drops.
+    pub(crate) fn enter<'a>(&'a self, shared: &'a std::sync::Mutex<Shared>) -> Corked<'a> {
+        self.polling.fetch_add(1, Ordering::SeqCst);
+        Corked { cork: self, shared }
+    }
+}
+
+/// A handler poll in progress; see [`Cork`].
+pub(crate) struct Corked<'a> {
+    cork: &'a Cork,
+    shared: &'a std::sync::Mutex<Shared>,
+}
+
+impl Drop for Corked<'_> {
+    fn drop(&mut self) {
+        if self.cork.polling.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.cork.wanted.swap(false, Ordering::SeqCst)
+        {
+            lock(self.shared).wake_driver();
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) conn: ServerConnection,
+    pub(crate) cork: Arc<Cork>,
     pub(crate) slots: HashMap<u16, Slot>,
     driver: Option<Waker>,
     writers: Vec<Waker>,
@@ -80,6 +118,7 @@ impl Shared {
         let buffer_limit = conn.config().limits.max_buffered_input;
         Self {
             conn,
+            cork: Arc::default(),
             slots: HashMap::new(),
             driver: None,
             writers: Vec::new(),
@@ -93,6 +132,17 @@ impl Shared {
         match &self.driver {
             Some(w) if w.will_wake(waker) => {}
             _ => self.driver = Some(waker.clone()),
+        }
+    }
+
+    /// Wakes the driver to write queued output: at once, or when the handler polls in
+    /// progress are over (see [`Cork`]).
+    pub(crate) fn wake_driver_for_output(&mut self) {
+        self.cork.wanted.store(true, Ordering::SeqCst);
+        if self.cork.polling.load(Ordering::SeqCst) == 0
+            && self.cork.wanted.swap(false, Ordering::SeqCst)
+        {
+            self.wake_driver();
         }
     }
 
@@ -164,7 +214,7 @@ impl Shared {
         }
         // Fails only if the core already ended it, which cannot happen for a live slot.
         let _ = self.conn.end_request(id, app_status, status);
-        self.wake_driver();
+        self.wake_driver_for_output();
     }
 
     /// Marks the connection gone: every reader, writer and handler learns it.
@@ -243,7 +293,7 @@ impl Shared {
         } else {
             self.conn.send_stdout(id, bytes)
         };
-        self.wake_driver();
+        self.wake_driver_for_output();
         Poll::Ready(sent.map_err(core_error))
     }
 }

@@ -95,7 +95,11 @@ impl<T> Task<T> {
 }
 
 /// `None` if `duration` passes before `fut` completes.
-pub async fn timeout<R: Runtime, F: Future>(rt: &R, duration: Duration, fut: F) -> Option<F::Output> {
+pub async fn timeout<R: Runtime, F: Future>(
+    rt: &R,
+    duration: Duration,
+    fut: F,
+) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     let mut sleep = rt.sleep(duration);
     std::future::poll_fn(|cx| {
@@ -189,17 +193,19 @@ impl Gate {
         lock(&self.state).0
     }
 
+    /// Ready once the gate is open.
+    pub fn poll_open(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = lock(&self.state);
+        if s.0 {
+            return Poll::Ready(());
+        }
+        s.1.push(cx.waker().clone());
+        Poll::Pending
+    }
+
     /// Waits until the gate is open.
     pub async fn wait(&self) {
-        std::future::poll_fn(|cx| {
-            let mut s = lock(&self.state);
-            if s.0 {
-                return Poll::Ready(());
-            }
-            s.1.push(cx.waker().clone());
-            Poll::Pending
-        })
-        .await;
+        std::future::poll_fn(|cx| self.poll_open(cx)).await;
     }
 }
 
@@ -411,5 +417,33 @@ impl futures_core::Stream for Stalling {
             Some(b) => Poll::Ready(Some(Ok(b))),
             None => Poll::Pending,
         }
+    }
+}
+
+/// A streamed request body: `before`, then (once `gate` is open) `after`, then its end.
+pub fn gated_stream(before: Vec<Bytes>, gate: Arc<Gate>, after: Vec<Bytes>) -> RequestBody {
+    RequestBody::stream(Gated {
+        before: before.into(),
+        gate,
+        after: after.into(),
+    })
+}
+
+struct Gated {
+    before: VecDeque<Bytes>,
+    gate: Arc<Gate>,
+    after: VecDeque<Bytes>,
+}
+
+impl futures_core::Stream for Gated {
+    type Item = io::Result<Bytes>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(b) = self.before.pop_front() {
+            return Poll::Ready(Some(Ok(b)));
+        }
+        if self.gate.poll_open(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Poll::Ready(self.after.pop_front().map(Ok))
     }
 }

@@ -1,0 +1,130 @@
+//! The behavioural suite of the runtime adapters: the same scenarios, run against
+//! fcgi-tokio, fcgi-smol on smol and fcgi-smol on async-std.
+//!
+//! A scenario is a plain function `scenario::<H>()` that builds a fresh [`Harness`] (an
+//! executor with worker threads), starts our server and/or client on it over real loopback
+//! TCP or Unix sockets — optionally through the fault-injecting [`mock::Mock`] transport —
+//! and panics on failure. [`behaviour_suite!`](crate::behaviour_suite) turns every scenario
+//! into a `#[test]` for one harness type, so an adapter's test file is its harness plus one
+//! macro call.
+//!
+//! Rules the scenarios keep: every wait is bounded ([`util::GUARD`]) and fails with a
+//! message; no assertion depends on elapsed time; cancellation is observed through state
+//! (the test application's [`util::Probe`] counts handlers whose future was dropped).
+
+pub mod client;
+pub mod fixture;
+pub mod mock;
+pub mod server;
+pub mod util;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use fcgi_driver::client::Connector;
+use fcgi_driver::runtime::{Listener, Runtime, Transport};
+
+pub use client::*;
+pub use server::*;
+
+/// What a runtime adapter provides to run the suite.
+///
+/// Contract:
+/// - [`new`](Self::new) starts a fresh executor with at least two worker threads; tasks
+///   spawned through [`runtime`](Self::runtime) run there, and keep running between (and
+///   outside) [`block_on`](Self::block_on) calls, until the harness is dropped.
+/// - `block_on` runs a future to completion on the calling thread. The scenarios sometimes
+///   do blocking socket IO (with timeouts) on that thread, between or inside `block_on`
+///   calls, so spawned tasks must never depend on it to make progress.
+/// - The socket functions are called inside `block_on`.
+///
+/// For tokio this is a multi-thread runtime with two workers; for smol an `Executor` run by
+/// two threads; for async-std its global executor.
+pub trait Harness: Sized + 'static {
+    /// The adapter's runtime (spawner and timers).
+    type Rt: Runtime;
+    /// The adapter's connected stream (TCP or Unix).
+    type Io: Transport;
+    /// The adapter's listener (TCP or Unix).
+    type Listener: Listener<Io = Self::Io>;
+    /// The adapter's connector (TCP or Unix).
+    type Connector: Connector<Io = Self::Io>;
+
+    /// A fresh executor.
+    fn new() -> Self;
+    /// The runtime handle the server and client use.
+    fn runtime(&self) -> Self::Rt;
+    /// Runs `future` to completion on the calling thread.
+    fn block_on<F: Future>(&self, future: F) -> F::Output;
+    /// Listens on `127.0.0.1:0`; returns the listener and its address.
+    fn bind_tcp(&self) -> impl Future<Output = io::Result<(Self::Listener, SocketAddr)>>;
+    /// Listens on a Unix socket at `path`.
+    fn bind_unix(&self, path: &Path) -> impl Future<Output = io::Result<Self::Listener>>;
+    /// A connector to a TCP address.
+    fn tcp_connector(&self, addr: SocketAddr) -> Self::Connector;
+    /// A connector to a Unix socket path.
+    fn unix_connector(&self, path: &Path) -> Self::Connector;
+    /// `TCP_NODELAY` of a stream (`None` for a Unix socket).
+    fn nodelay(io: &Self::Io) -> Option<bool>;
+}
+
+/// Generates one `#[test]` per behavioural scenario for a [`Harness`] type.
+///
+/// ```text
+/// struct TokioHarness { /* ... */ }
+/// impl fcgi_testkit::behaviour::Harness for TokioHarness { /* ... */ }
+/// fcgi_testkit::behaviour_suite!(TokioHarness);
+/// ```
+#[macro_export]
+macro_rules! behaviour_suite {
+    ($harness:ty) => {
+        $crate::behaviour_suite!(@tests $harness;
+            // Server.
+            server_abort_multiplexed,
+            server_abort_non_multiplexed,
+            server_graceful_shutdown,
+            server_shutdown_deadline,
+            server_max_connections,
+            server_max_requests,
+            server_per_connection_mux_limit,
+            server_cant_mpx_conn,
+            server_unknown_role,
+            server_params_over_limit,
+            server_read_timeout,
+            server_keepalive_timeout,
+            server_write_timeout,
+            server_max_requests_per_connection,
+            server_back_pressure,
+            server_coalesces_small_response,
+            server_handler_panic,
+            tcp_nodelay,
+            roles_end_to_end,
+            mock_streams_give_identical_results,
+            server_early_eof_mid_request,
+            // Client and pool.
+            pool_max_connections,
+            pool_timeout,
+            client_idle_timeout,
+            client_max_requests_per_connection,
+            client_retry_once,
+            client_drop_response_multiplexed,
+            client_drop_response_non_multiplexed,
+            client_truncated_response,
+            client_full_duplex,
+            client_read_timeout,
+            client_total_timeout,
+            client_keep_alive_off,
+            client_request_id_reuse,
+        );
+    };
+    (@tests $harness:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::behaviour::$name::<$harness>();
+            }
+        )*
+    };
+}
