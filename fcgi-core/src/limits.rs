@@ -15,13 +15,18 @@ pub struct Limits {
     /// A request over this cap is ended with `OVERLOADED` on the server side; a declared pair
     /// length beyond it is refused before anything is allocated. Default 1 MiB.
     pub max_params_bytes: usize,
+    /// Application side, when multiplexing: requests the web server may have active at once
+    /// on one connection; beyond it a new request gets `OVERLOADED`. (The web-server side
+    /// decides how many it opens with `ClientConfig::max_concurrent_requests`.) Default 64.
+    pub max_concurrent_requests: u16,
     /// Unconsumed input the connection may hold as queued events (stream payload bytes,
     /// plus a fixed cost per event). Once reached, `handle_input` stops consuming input until
     /// events are polled: this is the back-pressure signal for the adapter. Default 256 KiB.
     pub max_buffered_input: usize,
     /// Bytes the transmit queue may hold. Once reached, stream sends return
-    /// [`ApiError::OutputFull`](crate::ApiError::OutputFull) and `handle_input` stops
-    /// consuming input (so a peer that never reads cannot grow our queue). Default 1 MiB.
+    /// [`ApiError::OutputFull`](crate::ApiError::OutputFull), and on the application side
+    /// `handle_input` stops consuming input (so a peer that never reads cannot grow our queue
+    /// with answers to its management records). Default 1 MiB.
     pub max_buffered_output: usize,
 }
 
@@ -29,6 +34,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_params_bytes: 1024 * 1024,
+            max_concurrent_requests: 64,
             max_buffered_input: 256 * 1024,
             max_buffered_output: 1024 * 1024,
         }

@@ -71,13 +71,20 @@ pub(crate) struct Link<E> {
     pub(crate) padding: Padding,
     pub(crate) limits: Limits,
     events: VecDeque<(E, usize)>,
+    answers_input: bool,
     buffered: usize,
     error: Option<Error>,
 }
 
 impl<E> Link<E> {
-    pub(crate) fn new(limits: Limits, padding: Padding) -> Self {
+    /// `answers_input`: whether input can make this side write (the application side answers
+    /// `GET_VALUES`, unknown types and refused requests). Only then does a full transmit
+    /// queue hold input back: the web-server side never writes because of what it reads,
+    /// and holding its input back while its upload waits would deadlock a full-duplex
+    /// exchange.
+    pub(crate) fn new(limits: Limits, padding: Padding, answers_input: bool) -> Self {
         Self {
+            answers_input,
             decoder: Decoder::new(),
             current: Header::new(RecordType::Unknown(0), 0, 0, 0),
             whole: None,
@@ -95,7 +102,7 @@ impl<E> Link<E> {
     pub(crate) fn wants_input(&self) -> bool {
         self.error.is_none()
             && self.buffered < self.limits.max_buffered_input
-            && self.transmit.len() < self.limits.max_buffered_output
+            && (!self.answers_input || self.transmit.len() < self.limits.max_buffered_output)
     }
 
     pub(crate) fn check_error(&self) -> Result<(), Error> {

@@ -478,7 +478,7 @@ impl SrvScenario {
         let mut c = ServerConfig::default();
         c.multiplex = true;
         c.roles = RoleSet::ALL;
-        c.max_requests_per_connection = self.max_requests;
+        c.limits.max_concurrent_requests = self.max_requests;
         c.max_conns = self.max_conns;
         c.max_reqs = self.max_reqs;
         c.padding = self.padding;

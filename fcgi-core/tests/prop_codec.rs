@@ -537,7 +537,7 @@ proptest! {
         let mut config = ServerConfig::default();
         config.multiplex = multiplex;
         config.roles = RoleSet::ALL;
-        config.max_requests_per_connection = 2;
+        config.limits.max_concurrent_requests = 2;
         config.limits.max_buffered_input = budget;
         config.limits.max_params_bytes = 256;
         config.limits.max_buffered_output = OUTPUT_CAP;

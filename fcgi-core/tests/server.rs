@@ -71,7 +71,7 @@ const ALL_NAMES: [&[u8]; 3] = [b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS", b"FCGI_MPXS_
 
 #[test]
 fn multiplexing_on_accepts_up_to_max_requests_then_overloaded() {
-    let mut s = server_with(|c| c.max_requests_per_connection = 3);
+    let mut s = server_with(|c| c.limits.max_concurrent_requests = 3);
     let mut wire = Vec::new();
     for id in [5u16, 1, 3] {
         wire.extend(begin(id, RESPONDER, true));

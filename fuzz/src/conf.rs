@@ -67,9 +67,9 @@ pub fn server_config(
 ) -> ServerConfig {
     let mut c = ServerConfig::default();
     c.multiplex = multiplex;
-    c.max_requests_per_connection = max_requests;
     c.roles = roles;
     c.limits = limits;
+    c.limits.max_concurrent_requests = max_requests;
     c.padding = padding;
     c
 }

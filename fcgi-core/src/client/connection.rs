@@ -79,7 +79,7 @@ impl ClientConnection {
     /// A connection in its initial state.
     pub fn new(config: ClientConfig) -> Self {
         Self {
-            link: Link::new(config.limits, config.padding),
+            link: Link::new(config.limits, config.padding, false),
             config,
             requests: RequestTable::default(),
             stage: BytesMut::new(),

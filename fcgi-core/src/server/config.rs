@@ -71,12 +71,10 @@ impl Default for RoleSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// Accept several concurrent requests on one connection (`FCGI_MPXS_CONNS=1`). When
-    /// off, a `BEGIN_REQUEST` while another request runs gets `CANT_MPX_CONN`. Default on.
+    /// Accept several concurrent requests on one connection (`FCGI_MPXS_CONNS=1`), up to
+    /// [`Limits::max_concurrent_requests`]. When off, a `BEGIN_REQUEST` while another request
+    /// runs gets `CANT_MPX_CONN`. Default on.
     pub multiplex: bool,
-    /// Concurrent requests per connection when multiplexing; beyond it a new request gets
-    /// `OVERLOADED`. Default 64.
-    pub max_requests_per_connection: u16,
     /// Advertised `FCGI_MAX_CONNS`: connections the application accepts. Default 1024.
     pub max_conns: u32,
     /// Advertised `FCGI_MAX_REQS`: concurrent requests the application accepts in total.
@@ -94,7 +92,6 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             multiplex: true,
-            max_requests_per_connection: 64,
             max_conns: 1024,
             max_reqs: 1024,
             roles: RoleSet::default(),
@@ -108,7 +105,7 @@ impl ServerConfig {
     /// Concurrent requests one connection accepts: 1 without multiplexing.
     pub fn concurrent_requests(&self) -> u16 {
         if self.multiplex {
-            self.max_requests_per_connection.max(1)
+            self.limits.max_concurrent_requests.max(1)
         } else {
             1
         }

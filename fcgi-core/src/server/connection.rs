@@ -92,7 +92,7 @@ impl ServerConnection {
     /// A connection in its initial state.
     pub fn new(config: ServerConfig) -> Self {
         Self {
-            link: Link::new(config.limits, config.padding),
+            link: Link::new(config.limits, config.padding, true),
             config,
             requests: RequestTable::default(),
             close_when_idle: false,

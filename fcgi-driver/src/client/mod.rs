@@ -49,6 +49,8 @@ pub trait Connector: Send + Sync + 'static {
 /// Most concurrent requests we put on one multiplexed connection when the backend does not
 /// say (`FCGI_MAX_REQS` missing).
 const DEFAULT_MUX_REQUESTS: u16 = 16;
+/// New connections in a row that may die before their first use, per request.
+const MAX_STILLBORN_CONNECTIONS: u32 = 3;
 /// How long the multiplexing probe waits for `GET_VALUES_RESULT`.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -205,12 +207,22 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
         deadline: Instant,
     ) -> Result<Arc<Mutex<ConnShared>>, ClientError> {
         let mut timer: Option<BoxFuture<()>> = None;
+        // New connections that died before they could be used: a backend that accepts and
+        // closes at once (full, or refusing us) must not make us reconnect forever.
+        let mut stillborn = 0;
         loop {
             match self.pool.pick(self.opts.max_connections, !fresh) {
                 Pick::Reuse(c) => return Ok(c),
                 Pick::Connect { probe } => {
                     if let Some(c) = self.connect(probe).await? {
                         return Ok(c);
+                    }
+                    stillborn += 1;
+                    if stillborn >= MAX_STILLBORN_CONNECTIONS {
+                        return Err(ClientError::Connect(io::Error::new(
+                            io::ErrorKind::ConnectionReset,
+                            "the backend closed every new connection at once",
+                        )));
                     }
                 }
                 Pick::Wait(seen) => {

@@ -292,10 +292,14 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
                     .await;
                 }));
             }
-            Event::Stdin { id, data } => g.push_input(id, StreamKind::Stdin, Some(data)),
-            Event::StdinEnd { id } => g.push_input(id, StreamKind::Stdin, None),
-            Event::Data { id, data } => g.push_input(id, StreamKind::Data, Some(data)),
-            Event::DataEnd { id } => g.push_input(id, StreamKind::Data, None),
+            Event::Stdin { id, data } => {
+                g.push_input(id, StreamKind::Stdin, Some(data), self.opts.max_stdin_bytes);
+            }
+            Event::StdinEnd { id } => g.push_input(id, StreamKind::Stdin, None, None),
+            Event::Data { id, data } => {
+                g.push_input(id, StreamKind::Data, Some(data), self.opts.max_data_bytes);
+            }
+            Event::DataEnd { id } => g.push_input(id, StreamKind::Data, None, None),
             Event::Abort { id } => {
                 let spawned = g.slots.get(&id).map(|s| {
                     s.abort.set();

@@ -78,6 +78,12 @@ pub struct ServerOptions {
     /// Requests handled at once across all connections; beyond it a request is ended with
     /// `OVERLOADED`. Advertised as `FCGI_MAX_REQS`. Default 1024.
     pub max_requests: usize,
+    /// Largest request body (`STDIN`) a handler is given; beyond it the rest is dropped
+    /// (never buffered) and the handler's next read fails with `InvalidData`, so it can
+    /// answer 413. Default none (the handler decides as it reads).
+    pub max_stdin_bytes: Option<u64>,
+    /// The same for a Filter's data file (`DATA`). Default none.
+    pub max_data_bytes: Option<u64>,
     /// Close a connection (once idle) after it has served this many requests. Default none.
     pub max_requests_per_connection: Option<u64>,
     /// Longest wait for more input while a request still expects some. Default 60 s.
@@ -98,6 +104,8 @@ impl Default for ServerOptions {
             core: ServerConfig::default(),
             max_connections: 1024,
             max_requests: 1024,
+            max_stdin_bytes: None,
+            max_data_bytes: None,
             max_requests_per_connection: None,
             read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),

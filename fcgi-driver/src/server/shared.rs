@@ -27,6 +27,10 @@ pub(crate) enum StreamKind {
 pub(crate) struct Queue {
     chunks: VecDeque<Bytes>,
     done: bool,
+    /// Bytes received so far, and whether they went beyond the configured cap (the rest of
+    /// the stream is then dropped and the reader gets an error).
+    received: u64,
+    overflow: bool,
     waker: Option<Waker>,
 }
 
@@ -178,7 +182,13 @@ impl Shared {
         );
     }
 
-    pub(crate) fn push_input(&mut self, id: u16, kind: StreamKind, data: Option<Bytes>) {
+    pub(crate) fn push_input(
+        &mut self,
+        id: u16,
+        kind: StreamKind,
+        data: Option<Bytes>,
+        cap: Option<u64>,
+    ) {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
@@ -188,9 +198,15 @@ impl Shared {
             &mut slot.stdin
         };
         match data {
+            Some(_) if q.overflow => return,
             Some(d) => {
-                self.buffered += d.len();
-                q.chunks.push_back(d);
+                q.received += d.len() as u64;
+                if cap.is_some_and(|cap| q.received > cap) {
+                    q.overflow = true;
+                } else {
+                    self.buffered += d.len();
+                    q.chunks.push_back(d);
+                }
             }
             None => {
                 q.done = true;
@@ -253,6 +269,12 @@ impl Shared {
                 self.wake_driver();
             }
             return Poll::Ready(Some(Ok(piece)));
+        }
+        if q.overflow {
+            return Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request stream exceeds the server's limit",
+            ))));
         }
         if q.done {
             return Poll::Ready(None);

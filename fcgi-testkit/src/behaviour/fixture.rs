@@ -260,6 +260,9 @@ pub fn raw_request(params: &[(&str, &str)], end_params: bool, stdin: Option<&[u8
 /// The response head the test application writes before its body.
 pub const HEAD: &str = "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n";
 
+/// The answer of the `cap` action to a body over the server's limit.
+pub const TOO_LARGE: &str = "Status: 413 Payload Too Large\r\n\r\ntoo large";
+
 /// The complete response of the `small` action.
 pub const SMALL: &str = "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nsmall and complete";
 
@@ -273,7 +276,9 @@ pub const SMALL: &str = "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nsmall
 /// - `small`: answers [`SMALL`] in one write without reading the body;
 /// - `stream`: answers `RESP_BYTES` bytes of payload (after [`HEAD`]) in 64 KiB writes;
 /// - `duplex`: as `stream`, then reads and checks the body, then `\nverified=N intact=BOOL`;
-/// - `trickle`: writes one byte every 20 ms forever.
+/// - `trickle`: writes one byte every 20 ms forever;
+/// - `cap`: reads the body; if the server refuses it as too large (`InvalidData`), answers
+///   [`TOO_LARGE`], else as `ok`.
 ///
 /// `STATUS=n` sets the app status. On an IO error it records it in the probe and waits to be
 /// cancelled, so that ending it is always the driver's doing.
@@ -370,6 +375,21 @@ async fn act<R: Runtime>(
         "gate" => {
             gate.wait().await;
             reply_ok(req, out).await?;
+        }
+        "cap" => {
+            let mut len = 0;
+            loop {
+                match req.stdin().chunk().await {
+                    None => break,
+                    Some(Ok(piece)) => len += piece.len(),
+                    Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        out.stdout(TOO_LARGE).await.ok()?;
+                        return Some(status);
+                    }
+                    Some(Err(_)) => return None,
+                }
+            }
+            out.stdout(format!("{HEAD}ok len={len}")).await.ok()?;
         }
         _ => reply_ok(req, out).await?,
     }

@@ -54,6 +54,17 @@ pub trait Harness: Sized + 'static {
 
     /// A fresh executor.
     fn new() -> Self;
+    /// A fresh executor that runs tasks only on the thread calling
+    /// [`block_on`](Self::block_on), and only while it waits there (like tokio's
+    /// current-thread runtime): while the future given to `block_on` runs without yielding,
+    /// no spawned task makes progress. Tasks spawned through [`runtime`](Self::runtime)
+    /// from inside `block_on` stay on that executor. Scenarios use it where they must keep
+    /// the connection tasks from reacting to a peer event before they act on it; the default
+    /// is [`new`](Self::new), for an adapter that cannot provide one (those scenarios then
+    /// fail their assertion instead of passing vacuously).
+    fn new_single_threaded() -> Self {
+        Self::new()
+    }
     /// The runtime handle the server and client use.
     fn runtime(&self) -> Self::Rt;
     /// Runs `future` to completion on the calling thread.
@@ -92,6 +103,7 @@ macro_rules! behaviour_suite {
             server_cant_mpx_conn,
             server_unknown_role,
             server_params_over_limit,
+            server_stdin_cap,
             server_read_timeout,
             server_keepalive_timeout,
             server_write_timeout,

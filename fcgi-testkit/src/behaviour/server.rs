@@ -13,8 +13,8 @@ use fcgi_driver::server::CANCELLED_APP_STATUS;
 
 use super::Harness;
 use super::fixture::{
-    HEAD, Net, SMALL, Srv, TestApp, TestClient, client_opts, fetch, fetch_ok, raw_request, req,
-    server_opts,
+    HEAD, Net, SMALL, Srv, TOO_LARGE, TestApp, TestClient, client_opts, fetch, fetch_ok,
+    raw_request, req, server_opts,
 };
 use super::mock::{MockConfig, NetStats, Plan, plan_all, plan_inert};
 use super::util::{
@@ -302,7 +302,7 @@ pub fn server_per_connection_mux_limit<H: Harness>() {
     h.block_on(async {
         let app = TestApp::new(rt.clone());
         let mut opts = server_opts();
-        opts.core.max_requests_per_connection = 2;
+        opts.core.limits.max_concurrent_requests = 2;
         let srv = Srv::start(&h, Net::Tcp, opts, app.clone(), plan_inert()).await;
         let mut mux = client_opts(Multiplexing::On(4));
         mux.max_connections = 1;
@@ -396,6 +396,38 @@ pub fn server_params_over_limit<H: Harness>() {
             assert_eq!(app.probe.started(), round);
         }
         assert_eq!(srv.net.opened(), 1);
+    });
+}
+
+/// With `max_stdin_bytes`, a body over the cap is cut off (never buffered) and the handler
+/// learns it from its next read, so it can answer 413; a body within the cap is untouched,
+/// on the same connection.
+pub fn server_stdin_cap<H: Harness>() {
+    let h = H::new();
+    let rt = h.runtime();
+    h.block_on(async {
+        let app = TestApp::new(rt.clone());
+        let mut opts = server_opts();
+        opts.max_stdin_bytes = Some(100_000);
+        let srv = Srv::start(&h, Net::Tcp, opts, app.clone(), plan_inert()).await;
+        let mut one = client_opts(Multiplexing::Off);
+        one.max_connections = 1;
+        let (c, _) = srv.client(&h, one, plan_inert());
+        for _ in 0..3 {
+            let (out, _) = fetch::<H>(&rt, &c, req("cap").stdin(pattern(0, 1 << 20)))
+                .await
+                .expect("the handler answers an oversized body");
+            assert_eq!(&out[..], TOO_LARGE.as_bytes());
+            let (out, _) = fetch::<H>(&rt, &c, req("cap").stdin(pattern(0, 100_000)))
+                .await
+                .expect("a body at the cap is served");
+            assert!(out.ends_with(b"ok len=100000"), "{out:?}");
+        }
+        assert_eq!(
+            srv.net.opened(),
+            1,
+            "the connection survives oversized bodies"
+        );
     });
 }
 
