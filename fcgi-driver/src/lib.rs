@@ -19,6 +19,7 @@ pub mod client;
 pub mod echo;
 mod inherited;
 mod log;
+mod pump;
 pub mod runtime;
 pub mod server;
 mod sync;

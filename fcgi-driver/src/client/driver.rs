@@ -1,7 +1,7 @@
 //! The per-connection task of the client: a read/write pump between a socket and a
 //! `ClientConnection`. No protocol decision is made here.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -11,11 +11,11 @@ use bytes::BytesMut;
 use super::conn::ConnShared;
 use super::error::ClientError;
 use super::pool::Pool;
+use crate::pump::WriteState;
 use crate::runtime::{BoxFuture, Runtime, Transport};
 use crate::sync::lock;
 
 const READ_CHUNK: usize = 64 * 1024;
-const MAX_IOVECS: usize = 64;
 
 pub(crate) struct ClientDriver<T, R> {
     pub(crate) io: T,
@@ -28,7 +28,7 @@ pub(crate) struct ClientDriver<T, R> {
     pub(crate) input: BytesMut,
     pub(crate) eof: bool,
     pub(crate) last_activity: Instant,
-    pub(crate) write_stalled_since: Option<Instant>,
+    pub(crate) writes: WriteState,
     pub(crate) timer: Option<(Instant, BoxFuture<()>)>,
 }
 
@@ -96,30 +96,13 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
                     Poll::Pending => {}
                 }
             }
-            while g.conn.transmit_len() > 0 {
-                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let mut n = 0;
-                for (slot, chunk) in slices.iter_mut().zip(g.conn.transmit_chunks()) {
-                    *slot = IoSlice::new(chunk);
-                    n += 1;
+            match self.writes.flush(&mut self.io, cx, &mut g.conn) {
+                Ok(true) => {
+                    self.last_activity = Instant::now();
+                    progress = true;
                 }
-                match self.io.poll_write_vectored(cx, &slices[..n]) {
-                    Poll::Ready(Ok(0)) => {
-                        let e = io::Error::from(io::ErrorKind::WriteZero);
-                        return Poll::Ready(Err((e.kind(), ClientError::Io(e))));
-                    }
-                    Poll::Ready(Ok(written)) => {
-                        g.conn.advance_transmit(written);
-                        self.write_stalled_since = None;
-                        self.last_activity = Instant::now();
-                        progress = true;
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err((e.kind(), ClientError::Io(e)))),
-                    Poll::Pending => {
-                        self.write_stalled_since.get_or_insert_with(Instant::now);
-                        break;
-                    }
-                }
+                Ok(false) => {}
+                Err(e) => return Poll::Ready(Err((e.kind(), ClientError::Io(e)))),
             }
             if super::body_room(&g.conn) > 0 {
                 g.wake_feeders();
@@ -145,7 +128,8 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
         }
         let now = Instant::now();
         let deadline = if g.conn.transmit_len() > 0 {
-            self.write_stalled_since
+            self.writes
+                .stalled_since
                 .map(|t| (t + self.write_timeout, "write timeout"))
         } else if g.waiting() && !self.eof {
             Some((self.last_activity + self.read_timeout, "read timeout"))

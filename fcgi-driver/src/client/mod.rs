@@ -293,7 +293,7 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
             input: BytesMut::new(),
             eof: false,
             last_activity: Instant::now(),
-            write_stalled_since: None,
+            writes: crate::pump::WriteState::new(),
             timer: None,
         };
         self.rt.spawn(Box::pin(driver.run()));

@@ -2,7 +2,7 @@
 //! dispatching events to handler tasks. No protocol decision is made here.
 
 use std::future::Future;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -16,6 +16,7 @@ use super::handler::{Body, Handler, Request, Response};
 use super::options::ServerOptions;
 use super::shared::{Shared, StreamKind};
 use super::state::ServerState;
+use crate::pump::WriteState;
 use crate::runtime::{BoxFuture, Peer, Runtime, Transport};
 use crate::sync::{Flag, lock};
 
@@ -25,7 +26,6 @@ use crate::sync::{Flag, lock};
 pub const CANCELLED_APP_STATUS: u32 = 143;
 
 const READ_CHUNK: usize = 64 * 1024;
-const MAX_IOVECS: usize = 64;
 
 pub(crate) struct Driver<T, R, H> {
     io: T,
@@ -40,7 +40,7 @@ pub(crate) struct Driver<T, R, H> {
     draining: bool,
     begun: u64,
     last_read: Instant,
-    write_stalled_since: Option<Instant>,
+    writes: WriteState,
     idle_since: Instant,
     timer: Option<(Instant, BoxFuture<()>)>,
 }
@@ -69,7 +69,7 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
             draining: false,
             begun: 0,
             last_read: now,
-            write_stalled_since: None,
+            writes: WriteState::new(),
             idle_since: now,
             timer: None,
         }
@@ -138,27 +138,7 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
                 }
             }
             // 4. Write everything queued, in as few syscalls as the socket allows.
-            while g.conn.transmit_len() > 0 {
-                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let mut n = 0;
-                for (slot, chunk) in slices.iter_mut().zip(g.conn.transmit_chunks()) {
-                    *slot = IoSlice::new(chunk);
-                    n += 1;
-                }
-                match self.io.poll_write_vectored(cx, &slices[..n]) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(written)) => {
-                        g.conn.advance_transmit(written);
-                        self.write_stalled_since = None;
-                        progress = true;
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => {
-                        self.write_stalled_since.get_or_insert_with(Instant::now);
-                        break;
-                    }
-                }
-            }
+            progress |= self.writes.flush(&mut self.io, cx, &mut g.conn)?;
             if g.conn.send_capacity() > 0 {
                 g.wake_writers();
             }
@@ -189,7 +169,7 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
     /// request waiting for input that does not come.
     fn deadline(&self, g: &Shared) -> Option<(Instant, &'static str)> {
         if g.conn.transmit_len() > 0 {
-            let since = self.write_stalled_since?;
+            let since = self.writes.stalled_since?;
             return Some((since + self.opts.write_timeout, "write timeout"));
         }
         if g.slots.is_empty() {
