@@ -109,3 +109,35 @@ async fn sleep_if_asked<R: Runtime>(rt: &R, req: &Request) {
         rt.sleep(Duration::from_millis(ms.min(5000))).await;
     }
 }
+
+/// Where an echo example listens, from its command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenArg {
+    /// `--tcp ADDR`.
+    Tcp(std::net::SocketAddr),
+    /// `--unix PATH`.
+    Unix(std::path::PathBuf),
+    /// No address: fd 0 must be a listening socket.
+    Inherited,
+}
+
+/// Parses `[--tcp ADDR | --unix PATH]` (the arguments after the program name).
+///
+/// ```
+/// use fcgi_driver::echo::{ListenArg, parse_listen};
+/// let args = ["--tcp".to_owned(), "127.0.0.1:9000".to_owned()];
+/// assert_eq!(parse_listen(&args), Ok(ListenArg::Tcp("127.0.0.1:9000".parse().unwrap())));
+/// assert_eq!(parse_listen(&[]), Ok(ListenArg::Inherited));
+/// assert!(parse_listen(&["--tcp".to_owned()]).is_err());
+/// ```
+pub fn parse_listen(args: &[String]) -> Result<ListenArg, String> {
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["--tcp", addr] => addr
+            .parse()
+            .map(ListenArg::Tcp)
+            .map_err(|e| format!("bad address {addr:?}: {e}")),
+        ["--unix", path] => Ok(ListenArg::Unix(path.into())),
+        [] => Ok(ListenArg::Inherited),
+        _ => Err("usage: echo [--tcp ADDR | --unix PATH]".to_owned()),
+    }
+}

@@ -11,6 +11,7 @@
 use std::io;
 
 use fcgi_core::server::RoleSet;
+use fcgi_smol::fcgi_driver::echo::{self, ListenArg};
 use fcgi_smol::server::ServerOptions;
 use fcgi_smol::{Listener, SmolRuntime};
 
@@ -46,24 +47,12 @@ fn main() -> io::Result<()> {
 }
 
 async fn run(rt: SmolRuntime, args: Vec<String>) -> io::Result<()> {
-    let listener = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["--tcp", addr] => {
-            let addr = addr
-                .parse()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            Listener::bind_tcp(addr).await?
-        }
-        ["--unix", path] => Listener::bind_unix(path)?,
-        [] => Listener::inherited()?.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "no address given and fd 0 is not a listening socket",
-            )
-        })?,
-        _ => {
-            eprintln!("usage: echo [--tcp ADDR | --unix PATH] [--executor smol|async-std]");
-            std::process::exit(2);
-        }
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+    let listener = match echo::parse_listen(&args).map_err(invalid)? {
+        ListenArg::Tcp(addr) => Listener::bind_tcp(addr).await?,
+        ListenArg::Unix(path) => Listener::bind_unix(path)?,
+        ListenArg::Inherited => Listener::inherited()?
+            .ok_or_else(|| invalid("no address given and fd 0 is not a listening socket".into()))?,
     };
     let mut opts = ServerOptions::default();
     opts.core.multiplex = true;
@@ -73,7 +62,5 @@ async fn run(rt: SmolRuntime, args: Vec<String>) -> io::Result<()> {
         None => eprintln!("echo: FastCGI on a Unix socket"),
     }
     let server = fcgi_smol::server(rt.clone(), opts);
-    server
-        .serve(listener, fcgi_smol::fcgi_driver::echo::handler(rt))
-        .await
+    server.serve(listener, echo::handler(rt)).await
 }

@@ -10,30 +10,19 @@
 use std::io;
 
 use fcgi_core::server::RoleSet;
+use fcgi_tokio::fcgi_driver::echo::{self, ListenArg};
 use fcgi_tokio::server::ServerOptions;
 use fcgi_tokio::{Listener, TokioRuntime};
 
 #[tokio::main]
 async fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let listener = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["--tcp", addr] => {
-            let addr = addr
-                .parse()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            Listener::bind_tcp(addr).await?
-        }
-        ["--unix", path] => Listener::bind_unix(path)?,
-        [] => Listener::inherited()?.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "no address given and fd 0 is not a listening socket",
-            )
-        })?,
-        _ => {
-            eprintln!("usage: echo [--tcp ADDR | --unix PATH]");
-            std::process::exit(2);
-        }
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+    let listener = match echo::parse_listen(&args).map_err(invalid)? {
+        ListenArg::Tcp(addr) => Listener::bind_tcp(addr).await?,
+        ListenArg::Unix(path) => Listener::bind_unix(path)?,
+        ListenArg::Inherited => Listener::inherited()?
+            .ok_or_else(|| invalid("no address given and fd 0 is not a listening socket".into()))?,
     };
     let mut opts = ServerOptions::default();
     opts.core.multiplex = true;
