@@ -263,14 +263,16 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
                 let handler = Arc::clone(&self.handler);
                 let shared = Arc::clone(&self.shared);
                 let cork = Arc::clone(&g.cork);
-                self.rt.spawn(Box::pin(async move {
-                    let mut run = std::pin::pin!(task.run(handler, request, response, abort));
-                    std::future::poll_fn(|cx| {
-                        let _corked = cork.enter(&shared);
-                        run.as_mut().poll(cx)
-                    })
-                    .await;
-                }));
+                let span = crate::log::request_span(id, &role);
+                self.rt
+                    .spawn(Box::pin(crate::log::in_span(span, async move {
+                        let mut run = std::pin::pin!(task.run(handler, request, response, abort));
+                        std::future::poll_fn(|cx| {
+                            let _corked = cork.enter(&shared);
+                            run.as_mut().poll(cx)
+                        })
+                        .await;
+                    })));
             }
             Event::Stdin { id, data } => {
                 g.push_input(id, StreamKind::Stdin, Some(data), self.opts.max_stdin_bytes);

@@ -136,6 +136,7 @@ impl<R: Runtime> Server<R> {
             crate::log::info("connection limit reached, closed", &peer);
             return;
         }
+        let peer_for_span = peer.clone();
         let driver = Driver::new(
             io,
             peer,
@@ -145,11 +146,14 @@ impl<R: Runtime> Server<R> {
             Arc::clone(&self.state),
         );
         let state = Arc::clone(&self.state);
-        self.rt.spawn(Box::pin(async move {
-            if let Err(e) = driver.run().await {
-                crate::log::debug("connection ended", &e);
-            }
-            state.release_connection();
-        }));
+        let span = crate::log::connection_span(&peer_for_span);
+        self.rt
+            .spawn(Box::pin(crate::log::in_span(span, async move {
+                match driver.run().await {
+                    Ok(()) => crate::log::debug("connection closed", &"ok"),
+                    Err(e) => crate::log::debug("connection ended", &e),
+                }
+                state.release_connection();
+            })));
     }
 }
