@@ -1,86 +1,8 @@
 //! The shared behavioural suite (fcgi-testkit) on fcgi-smol with smol's executor.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
-use std::thread::JoinHandle;
+mod harness_smol;
 
-use fcgi_smol::client::Backend;
-use fcgi_smol::{Listener, SmolConnector, SmolRuntime, Stream};
-use fcgi_testkit::behaviour::Harness;
-
-struct SmolHarness {
-    ex: Arc<smol::Executor<'static>>,
-    stop: Option<smol::channel::Sender<()>>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Drop for SmolHarness {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Harness for SmolHarness {
-    type Rt = SmolRuntime;
-    type Io = Stream;
-    type Listener = Listener;
-    type Connector = SmolConnector;
-
-    fn new() -> Self {
-        let ex = Arc::new(smol::Executor::new());
-        let (tx, rx) = smol::channel::unbounded::<()>();
-        let threads = (0..2)
-            .map(|_| {
-                let (ex, rx) = (Arc::clone(&ex), rx.clone());
-                std::thread::spawn(move || {
-                    let _ = smol::block_on(ex.run(rx.recv()));
-                })
-            })
-            .collect();
-        Self {
-            ex,
-            stop: Some(tx),
-            threads,
-        }
-    }
-
-    fn runtime(&self) -> SmolRuntime {
-        let ex = Arc::clone(&self.ex);
-        SmolRuntime::new(move |f| ex.spawn(f).detach())
-    }
-
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        smol::block_on(future)
-    }
-
-    async fn bind_tcp(&self) -> io::Result<(Listener, SocketAddr)> {
-        let l = Listener::bind_tcp(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let a = l.local_addr().unwrap();
-        Ok((l, a))
-    }
-
-    async fn bind_unix(&self, path: &Path) -> io::Result<Listener> {
-        Listener::bind_unix(path)
-    }
-
-    fn tcp_connector(&self, addr: SocketAddr) -> SmolConnector {
-        SmolConnector::new(Backend::Tcp(addr))
-    }
-
-    fn unix_connector(&self, path: &Path) -> SmolConnector {
-        SmolConnector::new(Backend::Unix(path.into()))
-    }
-
-    fn nodelay(io: &Stream) -> Option<bool> {
-        io.nodelay()
-    }
-}
+use harness_smol::SmolHarness;
 
 fcgi_testkit::behaviour_suite!(SmolHarness);

@@ -14,6 +14,9 @@
 //! - [`http`]: a small blocking HTTP/1.1 client with timeouts.
 //! - [`echo`]: a strict parser of the echo application's answer (`fcgi_driver::echo`).
 //! - [`scenarios`]: the checks, one function per peer and setup.
+//! - [`php_fpm`] and [`php_fpm_suite`](mod@php_fpm_suite): real php-fpm as the application,
+//!   and the scenarios of our **client** against it, generic over a [`behaviour::Harness`]
+//!   ([`php_fpm_suite!`] generates the tests for one adapter).
 //! - [`tools`]: finding the peer programs, and the skip policy: a missing program fails the
 //!   test when `CI=true`, and is otherwise reported on stderr as `SKIPPED: ...`.
 //!
@@ -29,6 +32,7 @@ pub mod echo;
 pub mod http;
 pub mod peers;
 pub mod php_fpm;
+pub mod php_fpm_suite;
 pub mod process;
 pub mod scenarios;
 pub mod tools;

@@ -10,8 +10,8 @@
 //! the whole process group by its id and wait until no process of it is left running, so
 //! every connection to the old workers is closed when they return.
 //!
-//! Nothing here depends on an async runtime; the scenarios themselves live in each adapter's
-//! `tests/php_fpm.rs`.
+//! Nothing here depends on an async runtime; the scenarios themselves, generic over the
+//! runtime adapter, are in [`crate::php_fpm_suite`](mod@crate::php_fpm_suite).
 //!
 //! Skip policy: [`require_php_fpm`] (called by [`PhpFpm::start`]) fails under `CI=true` when
 //! php-fpm is missing, and otherwise prints
