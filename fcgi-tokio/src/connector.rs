@@ -1,46 +1,37 @@
-//! Connecting to a backend over TCP (with `TCP_NODELAY`) or a Unix socket.
+//! Connecting to a backend with tokio sockets.
 
 use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 
-use fcgi_driver::client::Connector;
+use fcgi_driver::client::{Backend, Connector};
 use fcgi_driver::runtime::BoxFuture;
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::listener::Stream;
 
-/// Where a backend listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
-    /// A TCP address (php-fpm `listen = 127.0.0.1:9000`).
-    Tcp(SocketAddr),
-    /// A Unix socket path (php-fpm `listen = /run/php/php-fpm.sock`).
-    Unix(PathBuf),
+/// Opens connections to a [`Backend`] (TCP with `TCP_NODELAY`, or a Unix socket).
+#[derive(Debug, Clone)]
+pub struct TokioConnector {
+    backend: Backend,
 }
 
-impl std::str::FromStr for Backend {
-    type Err = io::Error;
-    /// `tcp:HOST:PORT`, `unix:PATH`, a bare `HOST:PORT`, or a bare absolute path.
-    fn from_str(s: &str) -> io::Result<Self> {
-        let bad = |e: std::net::AddrParseError| io::Error::new(io::ErrorKind::InvalidInput, e);
-        if let Some(path) = s.strip_prefix("unix:") {
-            return Ok(Self::Unix(path.into()));
-        }
-        if s.starts_with('/') {
-            return Ok(Self::Unix(s.into()));
-        }
-        Ok(Self::Tcp(
-            s.strip_prefix("tcp:").unwrap_or(s).parse().map_err(bad)?,
-        ))
+impl TokioConnector {
+    /// A connector for `backend`.
+    pub fn new(backend: Backend) -> Self {
+        Self { backend }
     }
 }
 
-impl Connector for Backend {
+impl From<Backend> for TokioConnector {
+    fn from(backend: Backend) -> Self {
+        Self::new(backend)
+    }
+}
+
+impl Connector for TokioConnector {
     type Io = Stream;
 
     fn connect(&self) -> BoxFuture<io::Result<Stream>> {
-        let backend = self.clone();
+        let backend = self.backend.clone();
         Box::pin(async move {
             match backend {
                 Backend::Tcp(addr) => {

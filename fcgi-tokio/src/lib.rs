@@ -45,9 +45,10 @@ mod listener;
 mod runtime;
 
 pub use body::body_from_reader;
-pub use connector::Backend;
+pub use connector::TokioConnector;
 pub use fcgi_core;
 pub use fcgi_driver;
+pub use fcgi_driver::client::Backend;
 pub use fcgi_driver::{client, server};
 pub use listener::{Listener, Stream};
 pub use runtime::TokioRuntime;
@@ -61,9 +62,9 @@ pub fn server(options: server::ServerOptions) -> Server {
 }
 
 /// A pooled client on the tokio runtime.
-pub type Client = fcgi_driver::client::Client<TokioRuntime, Backend>;
+pub type Client = fcgi_driver::client::Client<TokioRuntime, TokioConnector>;
 
 /// A client for `backend` with these options.
 pub fn client(backend: Backend, options: client::ClientOptions) -> Client {
-    Client::new(TokioRuntime, backend, options)
+    Client::new(TokioRuntime, TokioConnector::new(backend), options)
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use fcgi_testkit::behaviour::Harness;
-use fcgi_tokio::{Backend, Listener, Stream, TokioRuntime};
+use fcgi_tokio::{Backend, Listener, Stream, TokioConnector, TokioRuntime};
 
 /// A tokio runtime per scenario.
 pub(crate) struct TokioHarness {
@@ -34,7 +34,7 @@ impl Harness for TokioHarness {
     type Rt = TokioRuntime;
     type Io = Stream;
     type Listener = Listener;
-    type Connector = Backend;
+    type Connector = TokioConnector;
 
     fn new() -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -71,12 +71,12 @@ impl Harness for TokioHarness {
         Listener::bind_unix(path)
     }
 
-    fn tcp_connector(&self, addr: SocketAddr) -> Backend {
-        Backend::Tcp(addr)
+    fn tcp_connector(&self, addr: SocketAddr) -> TokioConnector {
+        Backend::Tcp(addr).into()
     }
 
-    fn unix_connector(&self, path: &Path) -> Backend {
-        Backend::Unix(path.into())
+    fn unix_connector(&self, path: &Path) -> TokioConnector {
+        Backend::Unix(path.into()).into()
     }
 
     fn nodelay(io: &Stream) -> Option<bool> {
