@@ -8,7 +8,7 @@ use std::time::Instant;
 use fcgi_core::client::ClientConnection;
 use fcgi_core::server::ServerConnection;
 
-use crate::runtime::Transport;
+use crate::runtime::{BoxFuture, Runtime, Transport};
 
 /// At most this many slices per vectored write (Linux accepts 1024; a burst rarely has more
 /// than a few dozen chunks).
@@ -84,5 +84,32 @@ impl WriteState {
             }
         }
         Ok(progress)
+    }
+}
+
+/// The one timer a driver keeps: re-armed only when the deadline that applies changes.
+#[derive(Default)]
+pub(crate) struct Alarm {
+    armed: Option<(Instant, BoxFuture<()>)>,
+}
+
+impl Alarm {
+    /// Makes sure the task is woken at `at` (before `at`, the caller checks it passed).
+    pub(crate) fn set<R: Runtime>(&mut self, rt: &R, cx: &mut Context<'_>, at: Instant) {
+        let now = Instant::now();
+        if self.armed.as_ref().is_none_or(|(t, _)| *t != at) {
+            self.armed = Some((at, rt.sleep(at.saturating_duration_since(now))));
+        }
+        if let Some((_, sleep)) = &mut self.armed {
+            if sleep.as_mut().poll(cx).is_ready() {
+                self.armed = None;
+                cx.waker().wake_by_ref();
+            }
+        }
+    }
+
+    /// No deadline applies.
+    pub(crate) fn clear(&mut self) {
+        self.armed = None;
     }
 }

@@ -11,8 +11,8 @@ use bytes::BytesMut;
 use super::conn::ConnShared;
 use super::error::ClientError;
 use super::pool::Pool;
-use crate::pump::WriteState;
-use crate::runtime::{BoxFuture, Runtime, Transport};
+use crate::pump::{Alarm, WriteState};
+use crate::runtime::{Runtime, Transport};
 use crate::sync::lock;
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -29,7 +29,7 @@ pub(crate) struct ClientDriver<T, R> {
     pub(crate) eof: bool,
     pub(crate) last_activity: Instant,
     pub(crate) writes: WriteState,
-    pub(crate) timer: Option<(Instant, BoxFuture<()>)>,
+    pub(crate) alarm: Alarm,
 }
 
 impl<T: Transport, R: Runtime> ClientDriver<T, R> {
@@ -142,7 +142,7 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
             None
         };
         let Some((at, what)) = deadline else {
-            self.timer = None;
+            self.alarm.clear();
             return Poll::Pending;
         };
         if now >= at {
@@ -155,15 +155,7 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
             return Poll::Ready(Err((e.kind(), ClientError::Timeout(what))));
         }
         drop(g);
-        if self.timer.as_ref().is_none_or(|(t, _)| *t != at) {
-            self.timer = Some((at, self.rt.sleep(at - now)));
-        }
-        if let Some((_, sleep)) = &mut self.timer {
-            if sleep.as_mut().poll(cx).is_ready() {
-                self.timer = None;
-                cx.waker().wake_by_ref();
-            }
-        }
+        self.alarm.set(&self.rt, cx, at);
         Poll::Pending
     }
 }

@@ -294,7 +294,7 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
             eof: false,
             last_activity: Instant::now(),
             writes: crate::pump::WriteState::new(),
-            timer: None,
+            alarm: crate::pump::Alarm::default(),
         };
         self.rt.spawn(Box::pin(driver.run()));
         if probe {

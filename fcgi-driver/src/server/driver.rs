@@ -16,8 +16,8 @@ use super::handler::{Body, Handler, Request, Response};
 use super::options::ServerOptions;
 use super::shared::{Shared, StreamKind};
 use super::state::ServerState;
-use crate::pump::WriteState;
-use crate::runtime::{BoxFuture, Peer, Runtime, Transport};
+use crate::pump::{Alarm, WriteState};
+use crate::runtime::{Peer, Runtime, Transport};
 use crate::sync::{Flag, lock};
 
 /// Application status reported for a request whose handler was cancelled (abort, closed
@@ -42,7 +42,7 @@ pub(crate) struct Driver<T, R, H> {
     last_read: Instant,
     writes: WriteState,
     idle_since: Instant,
-    timer: Option<(Instant, BoxFuture<()>)>,
+    alarm: Alarm,
 }
 
 impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
@@ -71,7 +71,7 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
             last_read: now,
             writes: WriteState::new(),
             idle_since: now,
-            timer: None,
+            alarm: Alarm::default(),
         }
     }
 
@@ -190,22 +190,13 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         deadline: Option<(Instant, &'static str)>,
     ) -> Poll<io::Result<()>> {
         let Some((at, what)) = deadline else {
-            self.timer = None;
+            self.alarm.clear();
             return Poll::Pending;
         };
-        let now = Instant::now();
-        if now >= at {
+        if Instant::now() >= at {
             return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)));
         }
-        if self.timer.as_ref().is_none_or(|(t, _)| *t != at) {
-            self.timer = Some((at, self.rt.sleep(at - now)));
-        }
-        if let Some((_, sleep)) = &mut self.timer {
-            if sleep.as_mut().poll(cx).is_ready() {
-                self.timer = None;
-                cx.waker().wake_by_ref();
-            }
-        }
+        self.alarm.set(&self.rt, cx, at);
         Poll::Pending
     }
 
