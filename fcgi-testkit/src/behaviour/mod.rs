@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod fixture;
+pub mod loopback;
 pub mod mock;
 pub mod server;
 pub mod util;
@@ -27,6 +28,7 @@ use fcgi_driver::client::Connector;
 use fcgi_driver::runtime::{Listener, Runtime, Transport};
 
 pub use client::*;
+pub use loopback::*;
 pub use server::*;
 
 /// What a runtime adapter provides to run the suite.
@@ -104,6 +106,10 @@ macro_rules! behaviour_suite {
             server_unknown_role,
             server_params_over_limit,
             server_stdin_cap,
+            echo_keepalive_without_multiplexing,
+            echo_multiplexed_unix,
+            echo_large_bodies_both_ways,
+            client_connect_error,
             server_read_timeout,
             server_keepalive_timeout,
             server_write_timeout,
