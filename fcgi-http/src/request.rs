@@ -1,0 +1,499 @@
+//! HTTP request head → CGI/1.1 meta-variables ([`Params`]), without a runtime and without
+//! touching the filesystem.
+//!
+//! [`build_params`] produces what nginx sends with its stock `fastcgi_params` file plus
+//! `SCRIPT_FILENAME`, `PATH_INFO` and `PATH_TRANSLATED`, so that a PHP script sees the same
+//! `$_SERVER` behind this crate as behind nginx. Where this module departs from nginx, the
+//! item documenting the rule says so and why.
+//!
+//! # Request path
+//!
+//! The path of the request target is percent-decoded (strictly: a `%` not followed by two hex
+//! digits is refused), then normalised: empty and `.` segments vanish, `..` removes the
+//! previous segment. Decoding happens *before* normalising, as in nginx, so `%2e%2e` is a `..`
+//! segment and `%2f` a separator. The request is refused when the path climbs above the
+//! document root ([`MapError::Traversal`]) or contains a decoded NUL ([`MapError::NulInPath`]).
+//! A trailing `/` (also one produced by a final `.` or `..`) is kept.
+//!
+//! # What the adapter must still do
+//!
+//! This module never looks at the filesystem. Before forwarding, the adapter should check that
+//! `SCRIPT_FILENAME` names an existing regular file and answer 404 otherwise. That matters for
+//! PHP: with `cgi.fix_pathinfo=1`, php-fpm given a missing `SCRIPT_FILENAME` such as
+//! `/uploads/evil.jpg/x.php` walks back to `/uploads/evil.jpg` and runs it as PHP (php-fpm's
+//! `security.limit_extensions` is the other safeguard).
+
+use core::fmt;
+use std::net::SocketAddr;
+
+use fcgi_core::Params;
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, Version};
+
+/// How the request path chooses the script to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScriptResolution {
+    /// Every request runs one script: the file, relative to the document root, given here
+    /// (`"index.php"` and `"/index.php"` are the same). This is nginx's
+    /// `try_files $uri /index.php?$query_string;` for a request with no matching static file:
+    /// `SCRIPT_NAME` and `DOCUMENT_URI` are the script, `PATH_INFO` is empty, `REQUEST_URI`
+    /// and `QUERY_STRING` are as received (the framework routes on `REQUEST_URI`).
+    ///
+    /// The request path is still decoded and checked (nginx rejects a bad path with 400 before
+    /// any `try_files`).
+    FrontController(String),
+    /// The script is named by the path: nginx's `fastcgi_split_path_info` plus
+    /// `fastcgi_index`.
+    ///
+    /// `SCRIPT_NAME` is the *shortest* prefix of the normalised path whose last segment ends in
+    /// one of `extensions` (and is longer than it), and `PATH_INFO` is the rest (empty or
+    /// starting with `/`). So `/a.php/b.php/c` runs `/a.php` with `PATH_INFO=/b.php/c`.
+    /// nginx's usual regex `^(.+\.php)(/.*)$` is greedy and would run `/a.php/b.php`; taking
+    /// the first match instead means a directory component is never skipped over to reach a
+    /// script the client chose.
+    ///
+    /// A path ending in `/` with no such segment gets `index` appended (`/dir/` runs
+    /// `/dir/index.php`, and `DOCUMENT_URI` is `/dir/index.php`, as after nginx's `index`
+    /// redirect). Any other path is refused with [`MapError::NotAScript`]. Matching is
+    /// case-sensitive, like nginx's `location ~ \.php$`.
+    SplitPath {
+        /// File name appended to a path ending in `/` (nginx `fastcgi_index`).
+        index: String,
+        /// Extensions (with the dot) that make a segment a script, such as `".php"`.
+        extensions: Vec<String>,
+    },
+}
+
+impl ScriptResolution {
+    /// [`SplitPath`](Self::SplitPath) with index `index.php` and the one extension `.php`.
+    pub fn split_path() -> Self {
+        Self::SplitPath {
+            index: "index.php".into(),
+            extensions: vec![".php".into()],
+        }
+    }
+}
+
+/// Settings that do not change from one request to the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CgiConfig {
+    /// Directory the scripts live in, as the FastCGI application sees it (`DOCUMENT_ROOT`).
+    /// Trailing slashes are ignored when joining it to a script name.
+    pub document_root: String,
+    /// How the script is chosen.
+    pub script: ScriptResolution,
+    /// `SERVER_SOFTWARE`.
+    pub server_software: String,
+    /// `SERVER_NAME`. nginx sends its configured `server_name` (empty when none is
+    /// configured), never the client's `Host`; so does this module.
+    pub server_name: String,
+}
+
+impl CgiConfig {
+    /// A configuration with the given root and resolution, `SERVER_SOFTWARE` `fcgi-http/<version>`
+    /// and an empty `SERVER_NAME`.
+    pub fn new(document_root: impl Into<String>, script: ScriptResolution) -> Self {
+        Self {
+            document_root: document_root.into(),
+            script,
+            server_software: concat!("fcgi-http/", env!("CARGO_PKG_VERSION")).into(),
+            server_name: String::new(),
+        }
+    }
+}
+
+/// Facts about the connection the request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnInfo {
+    /// Local socket address: `SERVER_ADDR` and `SERVER_PORT`.
+    pub local: SocketAddr,
+    /// Peer socket address: `REMOTE_ADDR` and `REMOTE_PORT`.
+    pub remote: SocketAddr,
+    /// Whether the connection is TLS: `REQUEST_SCHEME=https` and `HTTPS=on`. This is a
+    /// property of the listener, not of the configuration, hence here.
+    pub tls: bool,
+}
+
+impl ConnInfo {
+    /// Connection facts from the two socket addresses and the TLS flag.
+    pub fn new(local: SocketAddr, remote: SocketAddr, tls: bool) -> Self {
+        Self { local, remote, tls }
+    }
+}
+
+/// Why a request cannot be mapped. Everything but [`Params`](Self::Params) and
+/// [`InvalidConfig`](Self::InvalidConfig) is the client's fault (answer 400, or 404 for
+/// [`NotAScript`](Self::NotAScript)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MapError {
+    /// The request target is not a path starting with `/` (`*`, authority form), or holds a
+    /// `%` not followed by two hex digits.
+    InvalidPath,
+    /// The decoded path contains a NUL byte (`%00`).
+    NulInPath,
+    /// The normalised path climbs above the document root.
+    Traversal,
+    /// The path names no script (no segment with an allowed extension, and no trailing `/`
+    /// for the index). The adapter should also report this when `SCRIPT_FILENAME` is not an
+    /// existing file.
+    NotAScript,
+    /// A header value holds CR, LF or NUL. `http::HeaderValue` already refuses these, so this
+    /// only guards against values built without validation.
+    InvalidHeaderValue(HeaderName),
+    /// The configured script (front controller or index) is unusable: empty, contains NUL,
+    /// or climbs above the root.
+    InvalidConfig,
+    /// A name or value is too long for FastCGI (2^31 bytes).
+    Params(fcgi_core::Error),
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidPath => f.write_str("request target is not a valid origin-form path"),
+            Self::NulInPath => f.write_str("request path contains a NUL byte"),
+            Self::Traversal => f.write_str("request path escapes the document root"),
+            Self::NotAScript => f.write_str("request path does not name a script"),
+            Self::InvalidHeaderValue(name) => {
+                write!(f, "header {name} contains CR, LF or NUL")
+            }
+            Self::InvalidConfig => f.write_str("configured script name is invalid"),
+            Self::Params(e) => write!(f, "cannot encode CGI params: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for MapError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Params(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<fcgi_core::Error> for MapError {
+    fn from(e: fcgi_core::Error) -> Self {
+        Self::Params(e)
+    }
+}
+
+/// Headers never turned into `HTTP_*`: hop-by-hop ones (RFC 9110 §7.6.1, plus the
+/// non-standard `proxy-connection` and `keep-alive`), and `proxy` (httpoxy: `HTTP_PROXY`
+/// would be read as the `HTTP_PROXY` environment variable by HTTP client libraries).
+///
+/// nginx does pass `HTTP_CONNECTION` (and the others) through; we drop them because they
+/// describe our connection to the client, which the script does not share.
+const DROPPED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy",
+];
+
+/// Maps a request head to CGI meta-variables.
+///
+/// `body_len` is the length of the body the adapter will send as `FCGI_STDIN`; it gives
+/// `CONTENT_LENGTH`. When it is `None`, `CONTENT_LENGTH` is the request's `Content-Length`
+/// header, or empty when there is none (nginx's empty value for a request without a body).
+/// `CONTENT_TYPE` is the `Content-Type` header, or empty.
+///
+/// Every other header becomes `HTTP_<NAME>` (upper case, `-` → `_`), except:
+/// - names containing `_` (nginx's `underscores_in_headers off`: otherwise `X_Forwarded_For`
+///   would land on the same variable as `X-Forwarded-For`);
+/// - `Proxy` and hop-by-hop headers, including those listed in `Connection` (see the
+///   `DROPPED` list in the source).
+///
+/// Repeated headers are joined with `", "`, `Cookie` with `"; "` (which also reassembles
+/// HTTP/2 cookie crumbs), as nginx does since 1.23. `Content-Type` and `Content-Length` are
+/// also sent as `HTTP_CONTENT_TYPE`/`HTTP_CONTENT_LENGTH`, and `Authorization` as
+/// `HTTP_AUTHORIZATION`: RFC 3875 §4.1.18 allows leaving them out, but nginx sends them and
+/// PHP reads `HTTP_AUTHORIZATION` to fill `PHP_AUTH_*`. When there is no `Host` header (HTTP/2
+/// carries `:authority` in the URI), `HTTP_HOST` is the URI's authority, as in nginx.
+///
+/// # Errors
+///
+/// See [`MapError`].
+pub fn build_params(
+    req: &Parts,
+    body_len: Option<u64>,
+    conn: &ConnInfo,
+    cfg: &CgiConfig,
+) -> Result<Params, MapError> {
+    let raw_path = req.uri.path();
+    let query = req.uri.query();
+    let norm = normalize(raw_path.as_bytes())?;
+    let (script_name, path_info) = resolve(&norm, &cfg.script)?;
+    let mut document_uri = script_name.clone();
+    document_uri.extend_from_slice(&path_info);
+
+    let root = cfg.document_root.trim_end_matches('/');
+    let document_root = if root.is_empty() && cfg.document_root.starts_with('/') {
+        "/"
+    } else {
+        root
+    };
+
+    let mut request_uri = raw_path.to_owned();
+    if let Some(q) = query {
+        request_uri.push('?');
+        request_uri.push_str(q);
+    }
+
+    let content_length = match body_len {
+        Some(n) => n.to_string(),
+        None => header_str(&req.headers, http::header::CONTENT_LENGTH)?,
+    };
+    let content_type = header_str(&req.headers, http::header::CONTENT_TYPE)?;
+
+    let mut p = Params::with_capacity(1024, 32);
+    p.push(b"QUERY_STRING", query.unwrap_or("").as_bytes())?;
+    p.push(b"REQUEST_METHOD", req.method.as_str().as_bytes())?;
+    p.push(b"CONTENT_TYPE", content_type.as_bytes())?;
+    p.push(b"CONTENT_LENGTH", content_length.as_bytes())?;
+    p.push(b"SCRIPT_NAME", &script_name)?;
+    p.push(b"REQUEST_URI", request_uri.as_bytes())?;
+    p.push(b"DOCUMENT_URI", &document_uri)?;
+    p.push(b"DOCUMENT_ROOT", document_root.as_bytes())?;
+    p.push(b"SERVER_PROTOCOL", protocol(req.version).as_bytes())?;
+    p.push(
+        b"REQUEST_SCHEME",
+        if conn.tls {
+            &b"https"[..]
+        } else {
+            &b"http"[..]
+        },
+    )?;
+    if conn.tls {
+        p.push(b"HTTPS", b"on")?;
+    }
+    p.push(b"GATEWAY_INTERFACE", b"CGI/1.1")?;
+    p.push(b"SERVER_SOFTWARE", cfg.server_software.as_bytes())?;
+    p.push(b"REMOTE_ADDR", conn.remote.ip().to_string().as_bytes())?;
+    p.push(b"REMOTE_PORT", conn.remote.port().to_string().as_bytes())?;
+    p.push(b"SERVER_ADDR", conn.local.ip().to_string().as_bytes())?;
+    p.push(b"SERVER_PORT", conn.local.port().to_string().as_bytes())?;
+    p.push(b"SERVER_NAME", cfg.server_name.as_bytes())?;
+    p.push(b"REDIRECT_STATUS", b"200")?;
+
+    let mut script_filename = root.as_bytes().to_vec();
+    script_filename.extend_from_slice(&script_name);
+    p.push(b"SCRIPT_FILENAME", &script_filename)?;
+    p.push(b"PATH_INFO", &path_info)?;
+    if !path_info.is_empty() {
+        let mut translated = root.as_bytes().to_vec();
+        translated.extend_from_slice(&path_info);
+        p.push(b"PATH_TRANSLATED", &translated)?;
+    }
+
+    push_headers(&mut p, req)?;
+    Ok(p)
+}
+
+/// `SERVER_PROTOCOL` as nginx prints `$server_protocol`.
+fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// The joined values of one header as a string, or `""` when absent.
+fn header_str(headers: &HeaderMap, name: HeaderName) -> Result<String, MapError> {
+    let joined = join_values(headers, &name)?;
+    Ok(String::from_utf8_lossy(&joined).into_owned())
+}
+
+fn join_values(headers: &HeaderMap, name: &HeaderName) -> Result<Vec<u8>, MapError> {
+    let sep: &[u8] = if name == http::header::COOKIE {
+        b"; "
+    } else {
+        b", "
+    };
+    let mut out = Vec::new();
+    for (i, v) in headers.get_all(name).iter().enumerate() {
+        let bytes = v.as_bytes();
+        if bytes.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+            return Err(MapError::InvalidHeaderValue(name.clone()));
+        }
+        if i > 0 {
+            out.extend_from_slice(sep);
+        }
+        out.extend_from_slice(bytes);
+    }
+    Ok(out)
+}
+
+fn push_headers(p: &mut Params, req: &Parts) -> Result<(), MapError> {
+    let headers = &req.headers;
+    let mut listed: Vec<String> = Vec::new();
+    for v in headers.get_all(http::header::CONNECTION) {
+        if let Ok(s) = v.to_str() {
+            listed.extend(
+                s.split(',')
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .filter(|t| !t.is_empty()),
+            );
+        }
+    }
+    if !headers.contains_key(http::header::HOST) {
+        if let Some(auth) = req.uri.authority() {
+            p.push(b"HTTP_HOST", auth.as_str().as_bytes())?;
+        }
+    }
+    for name in headers.keys() {
+        let n = name.as_str();
+        if n.contains('_') || DROPPED.contains(&n) || listed.iter().any(|l| l == n) {
+            continue;
+        }
+        let mut var = Vec::with_capacity(5 + n.len());
+        var.extend_from_slice(b"HTTP_");
+        var.extend(n.bytes().map(|b| {
+            if b == b'-' {
+                b'_'
+            } else {
+                b.to_ascii_uppercase()
+            }
+        }));
+        p.push(&var, &join_values(headers, name)?)?;
+    }
+    Ok(())
+}
+
+/// A decoded, normalised path: its segments and whether it ends in `/`.
+#[derive(Debug)]
+struct NormPath {
+    segments: Vec<Vec<u8>>,
+    trailing_slash: bool,
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, MapError> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
+            let hi = raw.get(i + 1).copied().and_then(hex);
+            let lo = raw.get(i + 2).copied().and_then(hex);
+            match (hi, lo) {
+                (Some(h), Some(l)) => out.push((h << 4) | l),
+                _ => return Err(MapError::InvalidPath),
+            }
+            i += 3;
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn normalize(raw: &[u8]) -> Result<NormPath, MapError> {
+    if raw.first() != Some(&b'/') {
+        return Err(MapError::InvalidPath);
+    }
+    let decoded = percent_decode(raw)?;
+    if decoded.contains(&0) {
+        return Err(MapError::NulInPath);
+    }
+    let mut segments: Vec<Vec<u8>> = Vec::new();
+    let mut trailing_slash = false;
+    for seg in decoded.split(|&b| b == b'/') {
+        trailing_slash = true;
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                if segments.pop().is_none() {
+                    return Err(MapError::Traversal);
+                }
+            }
+            s => {
+                segments.push(s.to_vec());
+                trailing_slash = false;
+            }
+        }
+    }
+    Ok(NormPath {
+        segments,
+        trailing_slash,
+    })
+}
+
+/// `/` + segments joined by `/`.
+fn join(segments: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in segments {
+        out.push(b'/');
+        out.extend_from_slice(s);
+    }
+    out
+}
+
+/// A configured script name (front controller, or index appended to a directory) as a
+/// `SCRIPT_NAME`: one leading `/`, no NUL, no `.`/`..`/empty segment.
+fn config_script(name: &str) -> Result<Vec<u8>, MapError> {
+    let trimmed = name.trim_start_matches('/');
+    let ok = !trimmed.is_empty()
+        && !trimmed.contains('\0')
+        && trimmed
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..");
+    if !ok {
+        return Err(MapError::InvalidConfig);
+    }
+    let mut out = b"/".to_vec();
+    out.extend_from_slice(trimmed.as_bytes());
+    Ok(out)
+}
+
+/// Splits the path into `(SCRIPT_NAME, PATH_INFO)`.
+fn resolve(path: &NormPath, how: &ScriptResolution) -> Result<(Vec<u8>, Vec<u8>), MapError> {
+    match how {
+        ScriptResolution::FrontController(script) => Ok((config_script(script)?, Vec::new())),
+        ScriptResolution::SplitPath { index, extensions } => {
+            let is_script = |seg: &[u8]| {
+                extensions.iter().any(|e| {
+                    let e = e.as_bytes();
+                    !e.is_empty() && seg.len() > e.len() && seg.ends_with(e)
+                })
+            };
+            if let Some(i) = path.segments.iter().position(|s| is_script(s)) {
+                let script = join(&path.segments[..=i]);
+                let mut info = join(&path.segments[i + 1..]);
+                if path.trailing_slash {
+                    info.push(b'/');
+                }
+                return Ok((script, info));
+            }
+            if path.trailing_slash || path.segments.is_empty() {
+                let idx = config_script(index)?;
+                if !is_script(&idx[1..]) {
+                    return Err(MapError::NotAScript);
+                }
+                let mut script = join(&path.segments);
+                script.extend_from_slice(&idx);
+                return Ok((script, Vec::new()));
+            }
+            Err(MapError::NotAScript)
+        }
+    }
+}
