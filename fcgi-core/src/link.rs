@@ -23,6 +23,17 @@ pub(crate) enum Input {
     },
 }
 
+impl Input {
+    /// The header of the record this input came from.
+    pub(crate) fn header(&self) -> Header {
+        match self {
+            Self::Stream { header, .. }
+            | Self::StreamEnd { header }
+            | Self::Record { header, .. } => *header,
+        }
+    }
+}
+
 /// Largest record content copied inline rather than shared with the input buffer: the
 /// fixed 8-byte bodies (`BEGIN_REQUEST`, `END_REQUEST`, `UNKNOWN_TYPE`). Copying 8 bytes
 /// is cheaper than the reference counting of a shared `Bytes`.
@@ -217,6 +228,13 @@ impl<E> Link<E> {
             !drop
         });
         self.buffered -= freed;
+    }
+
+    /// How many more bytes stream sends may queue before they are refused.
+    pub(crate) fn send_capacity(&self) -> usize {
+        self.limits
+            .max_buffered_output
+            .saturating_sub(self.transmit.len())
     }
 
     /// Refuses a stream send when the transmit queue is full.

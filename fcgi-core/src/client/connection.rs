@@ -388,18 +388,11 @@ impl ClientConnection {
     /// How many more bytes stream sends may queue before they get
     /// [`ApiError::OutputFull`].
     pub fn send_capacity(&self) -> usize {
-        self.config
-            .limits
-            .max_buffered_output
-            .saturating_sub(self.link.transmit.len())
+        self.link.send_capacity()
     }
 
     fn on_input(&mut self, item: Input) -> Result<(), Error> {
-        let header = match &item {
-            Input::Stream { header, .. }
-            | Input::StreamEnd { header }
-            | Input::Record { header, .. } => *header,
-        };
+        let header = item.header();
         if header.request_id == NULL_REQUEST_ID {
             if let Input::Record { content, .. } = item {
                 return self.on_management(header, &content);

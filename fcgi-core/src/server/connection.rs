@@ -226,10 +226,7 @@ impl ServerConnection {
     /// How many more bytes stream sends may queue before they get
     /// [`ApiError::OutputFull`].
     pub fn send_capacity(&self) -> usize {
-        self.config
-            .limits
-            .max_buffered_output
-            .saturating_sub(self.link.transmit.len())
+        self.link.send_capacity()
     }
 
     /// Queues response bytes on the request's `STDOUT` stream (split into records as
@@ -316,11 +313,7 @@ impl ServerConnection {
     }
 
     fn on_input(&mut self, item: Input) -> Result<(), Error> {
-        let header = match &item {
-            Input::Stream { header, .. }
-            | Input::StreamEnd { header }
-            | Input::Record { header, .. } => *header,
-        };
+        let header = item.header();
         let id = header.request_id;
         if id == NULL_REQUEST_ID {
             if let Input::Record { content, .. } = &item {
