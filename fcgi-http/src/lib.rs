@@ -16,6 +16,8 @@
 
 pub use fcgi_core;
 
+pub mod app;
+pub mod gateway;
 pub mod request;
 pub mod response;
 

@@ -1,0 +1,201 @@
+//! The body of a response coming from a FastCGI application, and how the request ended.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use fcgi_driver::client::{ClientError, ClientResponse, ResponseEnd};
+use futures_core::Stream;
+use http_body::{Body, Frame, SizeHint};
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send + 'static>>;
+
+/// How a FastCGI request ended, attached to every response the gateway returns from the
+/// application (as a response extension) and filled in when the body has been read to its
+/// end: the application status and the `STDERR` output (also logged as a `tracing` warn
+/// event, like nginx's "FastCGI sent in stderr").
+///
+/// ```
+/// # fn f(response: &http::Response<fcgi_http::gateway::GatewayBody>) {
+/// use fcgi_http::gateway::Outcome;
+/// // ... after reading the body to its end:
+/// if let Some(end) = response.extensions().get::<Outcome>().and_then(Outcome::end) {
+///     eprintln!("app status {}, stderr {:?}", end.app_status, end.stderr);
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    end: Arc<Mutex<Option<ResponseEnd>>>,
+}
+
+impl Outcome {
+    /// How the request ended; `None` until the body has been read to its end, or if it failed.
+    pub fn end(&self) -> Option<ResponseEnd> {
+        match self.end.lock() {
+            Ok(slot) => slot.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, end: ResponseEnd) {
+        match self.end.lock() {
+            Ok(mut slot) => *slot = Some(end),
+            Err(poisoned) => *poisoned.into_inner() = Some(end),
+        }
+    }
+}
+
+/// The body of a gateway response: the application's `STDOUT` after the head, streamed as
+/// it arrives (never buffered whole), or a short body the gateway made itself (error pages).
+///
+/// A body that ends because the backend failed (truncated stream, timeout) ends with an
+/// error, never as a short success: an HTTP server then aborts the response instead of
+/// presenting a partial one as complete. Dropping the body before its end aborts the FastCGI
+/// request (`ABORT_REQUEST` on a multiplexed connection, closing it otherwise).
+pub struct GatewayBody {
+    kind: Kind,
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    Stream {
+        first: Option<Bytes>,
+        rest: Option<ChunkStream>,
+    },
+}
+
+impl fmt::Debug for GatewayBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Full(b) => write!(
+                f,
+                "GatewayBody::Full({:?} bytes)",
+                b.as_ref().map(Bytes::len)
+            ),
+            Kind::Stream { .. } => f.write_str("GatewayBody::Stream"),
+        }
+    }
+}
+
+impl GatewayBody {
+    /// A body of known bytes.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        Self {
+            kind: Kind::Full((!bytes.is_empty()).then_some(bytes)),
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self {
+            kind: Kind::Full(None),
+        }
+    }
+
+    /// The rest of `response`'s `STDOUT`, after `first` (body bytes that came with the head).
+    /// At the end, `outcome` is filled in.
+    pub(crate) fn stream(first: Bytes, response: ClientResponse, outcome: Outcome) -> Self {
+        let rest = futures_util::stream::unfold(Some((response, outcome)), |state| async move {
+            let (mut response, outcome) = state?;
+            loop {
+                match response.chunk().await {
+                    Some(Ok(piece)) if piece.is_empty() => continue,
+                    Some(Ok(piece)) => return Some((Ok(piece), Some((response, outcome)))),
+                    Some(Err(error)) => return Some((Err(error), None)),
+                    None => {
+                        return match response.finish().await {
+                            Ok(end) => {
+                                report(&end);
+                                outcome.set(end);
+                                None
+                            }
+                            Err(error) => Some((Err(error), None)),
+                        };
+                    }
+                }
+            }
+        });
+        Self {
+            kind: Kind::Stream {
+                first: (!first.is_empty()).then_some(first),
+                rest: Some(Box::pin(rest)),
+            },
+        }
+    }
+}
+
+/// Logs what a finished request left on `STDERR`, and a non-zero application status.
+pub(crate) fn report(end: &ResponseEnd) {
+    if !end.stderr.is_empty() {
+        tracing::warn!(
+            target: "fcgi_http::gateway",
+            stderr = %String::from_utf8_lossy(&end.stderr).trim_end(),
+            dropped = end.stderr_dropped,
+            "FastCGI sent in stderr"
+        );
+    }
+    if end.app_status != 0 {
+        tracing::debug!(target: "fcgi_http::gateway", app_status = end.app_status, "FastCGI application status");
+    }
+}
+
+/// The body failed: the FastCGI exchange broke after the response head was sent.
+#[derive(Debug, thiserror::Error)]
+#[error("FastCGI response body failed: {0}")]
+pub struct GatewayBodyError(#[from] pub ClientError);
+
+impl Body for GatewayBody {
+    type Data = Bytes;
+    type Error = GatewayBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, GatewayBodyError>>> {
+        match &mut self.get_mut().kind {
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Stream { first, rest } => {
+                if let Some(b) = first.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
+                let Some(stream) = rest else {
+                    return Poll::Ready(None);
+                };
+                match stream.as_mut().poll_next(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                    Poll::Ready(Some(Err(e))) => {
+                        *rest = None;
+                        Poll::Ready(Some(Err(GatewayBodyError(e))))
+                    }
+                    Poll::Ready(None) => {
+                        *rest = None;
+                        Poll::Ready(None)
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(b) => b.is_none(),
+            Kind::Stream { first, rest } => first.is_none() && rest.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Stream { first, .. } => {
+                let mut hint = SizeHint::new();
+                hint.set_lower(first.as_ref().map_or(0, |b| b.len() as u64));
+                hint
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! What a [`Gateway`](super::Gateway) is configured with.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use crate::request::{CgiConfig, ConnInfo, ScriptResolution};
+use crate::response::ParserConfig;
+
+/// What to do with a request body whose length is not known up front (HTTP/1.1 chunked, or
+/// HTTP/2 and HTTP/3 without `content-length`).
+///
+/// php-fpm (and PHP in general) reads exactly `CONTENT_LENGTH` bytes of `FCGI_STDIN` and
+/// ignores a body sent without it, so streaming such a body would silently drop it. nginx
+/// reads the whole body first (`client_body_buffer_size` in memory, then a temporary file) and
+/// sends its exact length; [`Buffer`](Self::Buffer) does the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnknownLength {
+    /// Answer `411 Length Required` without reading the body.
+    Reject,
+    /// Read the whole body before sending the request: up to `memory` bytes in memory; beyond
+    /// that, if `spill_dir` is set, into an unnamed temporary file there (removed when the
+    /// request ends, even on a crash); at most `max_bytes` in all (`413 Content Too Large`
+    /// beyond).
+    ///
+    /// The temporary file is written and read with blocking calls from the request's task;
+    /// they go to the page cache, as nginx's do, but a slow disk stalls that task's thread.
+    Buffer {
+        /// Bytes kept in memory before spilling.
+        memory: usize,
+        /// Directory for the temporary file; `None` refuses bodies over `memory` with 413.
+        spill_dir: Option<PathBuf>,
+        /// Largest accepted body, in memory and on disk together.
+        max_bytes: u64,
+    },
+}
+
+impl Default for UnknownLength {
+    /// Buffer up to 1 MiB in memory and no more (nginx's default `client_max_body_size` is
+    /// 1 MiB). Set a `spill_dir` to accept larger chunked uploads.
+    fn default() -> Self {
+        Self::Buffer {
+            memory: 1024 * 1024,
+            spill_dir: None,
+            max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Settings of a [`Gateway`](super::Gateway).
+///
+/// ```
+/// use fcgi_http::gateway::{GatewayConfig, UnknownLength};
+/// use fcgi_http::request::ScriptResolution;
+///
+/// let mut config = GatewayConfig::new("/var/www/app/public", ScriptResolution::split_path());
+/// config.unknown_length = UnknownLength::Buffer {
+///     memory: 256 * 1024,
+///     spill_dir: Some(std::env::temp_dir()),
+///     max_bytes: 64 * 1024 * 1024,
+/// };
+/// config.max_body_bytes = Some(64 * 1024 * 1024);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GatewayConfig {
+    /// Document root, script resolution, `SERVER_SOFTWARE` and `SERVER_NAME`.
+    pub cgi: CgiConfig,
+    /// How the application's response head is read (size cap, local redirects, default
+    /// `Content-Type`).
+    pub response: ParserConfig,
+    /// Bodies of unknown length.
+    pub unknown_length: UnknownLength,
+    /// Largest request body accepted, like nginx's `client_max_body_size` (`413` beyond).
+    /// A `content-length` over it is refused before anything is read or sent. Default none.
+    pub max_body_bytes: Option<u64>,
+    /// Bodies with a known length up to this many bytes are read whole before the request is
+    /// sent (nginx's `fastcgi_request_buffering on`, bounded): a slow client then never holds
+    /// an application worker (php-fpm has few), and the request can be replayed on a fresh
+    /// connection if a pooled one turns out dead. Larger bodies are streamed as they arrive.
+    /// Default 64 KiB.
+    pub buffer_body_up_to: u64,
+    /// Local redirects (`Location: /path` without `Status`) followed for one request before
+    /// giving up with `502` (nginx stops a cycle at 10 as well). Default 10.
+    pub max_internal_redirects: u32,
+    /// Connection facts used when a request carries no [`ConnInfo`] extension (the HTTP
+    /// server glue should insert one per connection). Default: `127.0.0.1:80` ← `127.0.0.1:0`,
+    /// no TLS.
+    pub fallback_conn_info: ConnInfo,
+}
+
+impl GatewayConfig {
+    /// A configuration with the given document root (as the FastCGI application sees it) and
+    /// script resolution, and defaults for the rest.
+    pub fn new(document_root: impl Into<String>, script: ScriptResolution) -> Self {
+        Self {
+            cgi: CgiConfig::new(document_root, script),
+            response: ParserConfig::default(),
+            unknown_length: UnknownLength::default(),
+            max_body_bytes: None,
+            buffer_body_up_to: 64 * 1024,
+            max_internal_redirects: 10,
+            fallback_conn_info: ConnInfo::new(
+                SocketAddr::from((Ipv4Addr::LOCALHOST, 80)),
+                SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                false,
+            ),
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The HTTP → FastCGI gateway: a [`tower_service::Service`] that answers HTTP requests by
+//! running them on a FastCGI application (php-fpm, or any other), as nginx's `fastcgi_pass`
+//! does.
+//!
+//! A request goes through these steps:
+//!
+//! 1. Its body length is decided ([`GatewayConfig::max_body_bytes`] → 413, a bad
+//!    `content-length` → 400). A body of unknown length is handled per
+//!    [`UnknownLength`] (411, or buffered so that `CONTENT_LENGTH` is exact: php-fpm ignores
+//!    a body without it).
+//! 2. Its head becomes CGI params with [`build_params`] (nginx's `fastcgi_params`), using the
+//!    [`ConnInfo`] extension the HTTP server glue inserted (a refused path → 400/404).
+//! 3. The request is sent on the pooled [`Client`]; the body streams in while the response
+//!    streams out.
+//! 4. `STDOUT` is fed to a [`CgiResponseParser`] until the head is complete (a bad head →
+//!    502). A local redirect (`Location: /path` without `Status`) is served as a new `GET`
+//!    of that path, as RFC 3875 §6.2.2 asks (at most
+//!    [`GatewayConfig::max_internal_redirects`] times).
+//! 5. The response is returned with a [`GatewayBody`] streaming the rest of `STDOUT` and an
+//!    [`Outcome`] extension (application status and `STDERR`, filled at the end).
+//!
+//! Failures are [`GatewayError`]s carrying their HTTP status (502, 503 for `OVERLOADED`, 504
+//! for timeouts); wrap the gateway in [`ErrorsAsResponses`] to turn them into responses.
+//!
+//! Every tower layer composes with it (timeout, concurrency limit, retry, balance): it is
+//! always ready, and the connection pool bounds the work it starts.
+
+mod body;
+mod config;
+mod error;
+mod upload;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use fcgi_driver::client::{Client, ClientRequest, ClientResponse, Connector};
+use fcgi_driver::runtime::Runtime;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::request::Parts;
+use http::{Method, Request, Response, Uri};
+use http_body::Body;
+use tower_service::Service;
+
+pub use body::{GatewayBody, GatewayBodyError, Outcome};
+pub use config::{GatewayConfig, UnknownLength};
+pub use error::{BoxError, ErrorsAsResponses, GatewayError};
+
+use crate::request::{ConnInfo, build_params};
+use crate::response::{CgiResponseParser, Head, ParsedHead};
+
+/// Body bytes after a local-redirect head that are read (and discarded) so that the
+/// connection stays usable; a longer body closes it instead.
+const REDIRECT_DRAIN_LIMIT: usize = 64 * 1024;
+
+/// An HTTP service backed by a FastCGI application; see the [module docs](self).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use fcgi_http::gateway::{Gateway, GatewayConfig};
+/// use fcgi_http::request::ScriptResolution;
+/// use tower_service::Service;
+///
+/// # fn client() -> fcgi_driver::client::Client<impl fcgi_driver::runtime::Runtime, impl fcgi_driver::client::Connector> { unimplemented!() }
+/// let client = client(); // e.g. fcgi_tokio::client("tcp:127.0.0.1:9000".parse()?, Default::default())
+/// let config = GatewayConfig::new("/var/www/html", ScriptResolution::split_path());
+/// let mut gateway = Gateway::new(client, config);
+/// let response = gateway
+///     .call(http::Request::get("/index.php?x=1").body(http_body_util::Empty::<bytes::Bytes>::new())?)
+///     .await?;
+/// assert!(response.status().is_success());
+/// # Ok(()) }
+/// ```
+pub struct Gateway<R: Runtime, C: Connector> {
+    client: Client<R, C>,
+    config: Arc<GatewayConfig>,
+}
+
+impl<R: Runtime, C: Connector> Clone for Gateway<R, C> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<R: Runtime, C: Connector> std::fmt::Debug for Gateway<R, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("client", &self.client)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<R: Runtime, C: Connector> Gateway<R, C> {
+    /// A gateway sending requests through `client` (which owns the pool, the timeouts and the
+    /// multiplexing policy).
+    pub fn new(client: Client<R, C>, config: GatewayConfig) -> Self {
+        Self {
+            client,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The FastCGI client.
+    pub fn client(&self) -> &Client<R, C> {
+        &self.client
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// This gateway with its errors turned into responses ([`ErrorsAsResponses`]).
+    pub fn errors_as_responses(self) -> ErrorsAsResponses<Self> {
+        ErrorsAsResponses::new(self)
+    }
+
+    /// Serves one request (what [`Service::call`] runs).
+    pub async fn serve<B>(&self, request: Request<B>) -> Result<Response<GatewayBody>, GatewayError>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let config = &*self.config;
+        let (parts, body) = request.into_parts();
+        let conn = parts
+            .extensions
+            .get::<ConnInfo>()
+            .copied()
+            .unwrap_or(config.fallback_conn_info);
+        let length = upload::length(&parts.headers, &body, config.max_body_bytes)?;
+        if length == upload::Length::Unknown {
+            // Refuse a bad path before reading a body that would be thrown away.
+            build_params(&parts, None, &conn, &config.cgi).map_err(GatewayError::Refused)?;
+        } else {
+            // Same, before reading a small body into memory.
+            build_params(&parts, length.content_length(), &conn, &config.cgi)
+                .map_err(GatewayError::Refused)?;
+        }
+        let upload = upload::prepare(
+            length,
+            body,
+            config.max_body_bytes,
+            config.buffer_body_up_to,
+            &config.unknown_length,
+        )
+        .await?;
+        let params =
+            build_params(&parts, upload.len, &conn, &config.cgi).map_err(GatewayError::Refused)?;
+        let mut request = ClientRequest::responder()
+            .params_from(params)
+            .stdin(upload.body);
+        let mut current = parts;
+        let mut redirects = 0;
+        loop {
+            let response = self.client.send(request).await?;
+            let (response, parsed) = read_head(response, config).await?;
+            match parsed.head {
+                Head::Response(head) => {
+                    let outcome = Outcome::default();
+                    let body = GatewayBody::stream(parsed.body, response, outcome.clone());
+                    let mut response = Response::from_parts(head, body);
+                    response.extensions_mut().insert(outcome);
+                    return Ok(response);
+                }
+                Head::InternalRedirect { path } => {
+                    redirects += 1;
+                    if redirects > config.max_internal_redirects {
+                        return Err(GatewayError::RedirectLoop(config.max_internal_redirects));
+                    }
+                    tracing::debug!(target: "fcgi_http::gateway", location = %path, "local redirect");
+                    drain(response).await;
+                    current = redirected(&current, Uri::from(path));
+                    let params = build_params(&current, None, &conn, &config.cgi)
+                        .map_err(GatewayError::Refused)?;
+                    request = ClientRequest::responder().params_from(params);
+                }
+            }
+        }
+    }
+}
+
+/// Reads `STDOUT` until the CGI head is complete.
+async fn read_head(
+    mut response: ClientResponse,
+    config: &GatewayConfig,
+) -> Result<(ClientResponse, ParsedHead), GatewayError> {
+    let mut parser = CgiResponseParser::new(config.response.clone());
+    loop {
+        match response.chunk().await {
+            Some(Ok(piece)) => {
+                if let Some(parsed) = parser.feed(piece).map_err(GatewayError::BadResponse)? {
+                    return Ok((response, parsed));
+                }
+            }
+            Some(Err(error)) => return Err(error.into()),
+            None => {
+                // The request ended without a complete head: log what it said on STDERR.
+                if let Ok(end) = response.finish().await {
+                    body::report(&end);
+                }
+                let error = parser
+                    .finish()
+                    .err()
+                    .unwrap_or(crate::response::CgiResponseError::EndedBeforeHead { buffered: 0 });
+                return Err(GatewayError::BadResponse(error));
+            }
+        }
+    }
+}
+
+/// Reads and discards what follows a local-redirect head, so that the connection can serve
+/// the next request; past [`REDIRECT_DRAIN_LIMIT`] bytes the response is dropped instead
+/// (which aborts the request or closes the connection).
+async fn drain(mut response: ClientResponse) {
+    let mut seen = 0usize;
+    while let Some(piece) = response.chunk().await {
+        match piece {
+            Ok(piece) => {
+                seen += piece.len();
+                if seen > REDIRECT_DRAIN_LIMIT {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+    if let Ok(end) = response.finish().await {
+        body::report(&end);
+    }
+}
+
+/// The request a local redirect to `uri` stands for: RFC 3875 §6.2.2 has the server process
+/// the new location as a request of its own; like Apache's mod_cgi, we make it a `GET`
+/// without a body (the original body was the script's to consume), keeping the headers but
+/// those describing the body.
+fn redirected(previous: &Parts, uri: Uri) -> Parts {
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = Method::GET;
+    parts.uri = uri;
+    parts.version = previous.version;
+    parts.headers = previous.headers.clone();
+    for name in [CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING] {
+        parts.headers.remove(name);
+    }
+    parts
+}
+
+impl<R, C, B> Service<Request<B>> for Gateway<R, C>
+where
+    R: Runtime,
+    C: Connector,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<GatewayBody>;
+    type Error = GatewayError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, GatewayError>> + Send>>;
+
+    /// Always ready: the connection pool bounds the work (a request waits up to the client's
+    /// `pool_timeout` for a connection). Put a concurrency limit in front to bound it here.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { this.serve(request).await })
+    }
+}

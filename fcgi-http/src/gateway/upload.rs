@@ -1,0 +1,325 @@
+//! The client's request body on its way to `FCGI_STDIN`: its length decided up front (the
+//! `CONTENT_LENGTH` a CGI application relies on), then streamed, or buffered first when its
+//! length is unknown.
+
+use std::io::{self, Read, Seek, Write};
+use std::path::Path;
+
+use bytes::{Buf, Bytes, BytesMut};
+use fcgi_driver::client::RequestBody;
+use http::HeaderMap;
+use http::header::CONTENT_LENGTH;
+use http_body::Body;
+use http_body_util::BodyExt;
+
+use super::config::UnknownLength;
+use super::error::{BoxError, GatewayError};
+
+/// Reads from a spilled body file go out in pieces of this size.
+const SPILL_READ_CHUNK: usize = 64 * 1024;
+
+/// A body ready to be sent: its exact length (`None`: no body at all) and its bytes.
+pub(crate) struct Upload {
+    pub(crate) len: Option<u64>,
+    pub(crate) body: RequestBody,
+}
+
+/// The `content-length` of a request: `Ok(None)` when absent; an error when repeated with
+/// different values or not a decimal number.
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, GatewayError> {
+    let mut found = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        let text = value
+            .to_str()
+            .map_err(|_| GatewayError::InvalidContentLength)?;
+        let text = text.trim();
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(GatewayError::InvalidContentLength);
+        }
+        let n: u64 = text
+            .parse()
+            .map_err(|_| GatewayError::InvalidContentLength)?;
+        if found.is_some_and(|m| m != n) {
+            return Err(GatewayError::InvalidContentLength);
+        }
+        found = Some(n);
+    }
+    Ok(found)
+}
+
+/// What is known of a body's length before reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Length {
+    /// No body (no `content-length`, and the body says it is empty): `CONTENT_LENGTH` empty.
+    NoBody,
+    /// Exactly this many bytes (`content-length`, or the body's exact size hint).
+    Known(u64),
+    /// Unknown until read to its end.
+    Unknown,
+}
+
+impl Length {
+    /// The `CONTENT_LENGTH` this length gives, when known before reading.
+    pub(crate) fn content_length(self) -> Option<u64> {
+        match self {
+            Self::Known(n) => Some(n),
+            Self::NoBody | Self::Unknown => None,
+        }
+    }
+}
+
+/// Decides what is known of the body's length, refusing a bad `content-length` and a body
+/// known to be over `max_body`.
+pub(crate) fn length<B: Body>(
+    headers: &HeaderMap,
+    body: &B,
+    max_body: Option<u64>,
+) -> Result<Length, GatewayError> {
+    let length = match declared_length(headers)? {
+        Some(len) => Length::Known(len),
+        None if body.is_end_stream() => Length::NoBody,
+        // Known to the body itself (a body built in memory, say).
+        None => body
+            .size_hint()
+            .exact()
+            .map_or(Length::Unknown, Length::Known),
+    };
+    if let (Length::Known(len), Some(limit)) = (length, max_body) {
+        if len > limit {
+            return Err(GatewayError::BodyTooLarge { limit });
+        }
+    }
+    Ok(length)
+}
+
+/// Prepares the body for `FCGI_STDIN` according to its [`Length`].
+pub(crate) async fn prepare<B>(
+    length: Length,
+    body: B,
+    max_body: Option<u64>,
+    buffer_up_to: u64,
+    unknown: &UnknownLength,
+) -> Result<Upload, GatewayError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    match length {
+        Length::NoBody => {
+            return Ok(Upload {
+                len: None,
+                body: RequestBody::Empty,
+            });
+        }
+        Length::Known(len) => return known(body, len, buffer_up_to).await,
+        Length::Unknown => {}
+    }
+    match unknown {
+        UnknownLength::Reject => Err(GatewayError::LengthRequired),
+        UnknownLength::Buffer {
+            memory,
+            spill_dir,
+            max_bytes,
+        } => {
+            let limit = max_body.map_or(*max_bytes, |m| m.min(*max_bytes));
+            let memory = (*memory as u64).min(limit) as usize;
+            buffer(body, memory, spill_dir.as_deref(), limit).await
+        }
+    }
+}
+
+/// A body of known length: read first when small (so that the request can be replayed on
+/// a fresh connection, and a slow client does not hold an application worker), streamed
+/// otherwise.
+async fn known<B>(body: B, len: u64, buffer_up_to: u64) -> Result<Upload, GatewayError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    if len == 0 {
+        // Nothing to read; a body that still sends bytes contradicts its header.
+        return if body.is_end_stream() || body.size_hint().upper() == Some(0) {
+            Ok(Upload {
+                len: Some(0),
+                body: RequestBody::Empty,
+            })
+        } else {
+            read_exact(body, 0).await
+        };
+    }
+    if len <= buffer_up_to {
+        return read_exact(body, len).await;
+    }
+    Ok(Upload {
+        len: Some(len),
+        body: RequestBody::stream(exact_stream(body, len)),
+    })
+}
+
+/// Reads a body of exactly `len` bytes into memory.
+async fn read_exact<B>(body: B, len: u64) -> Result<Upload, GatewayError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    use futures_util::StreamExt;
+    let mut stream = std::pin::pin!(exact_stream(body, len));
+    let mut kept = BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| GatewayError::RequestBody(e.into()))?;
+        kept.extend_from_slice(&piece);
+    }
+    Ok(Upload {
+        len: Some(len),
+        body: RequestBody::from(kept.freeze()),
+    })
+}
+
+/// The body as a stream of exactly `len` bytes: more or fewer is an error (which aborts the
+/// FastCGI request rather than handing the application a body that contradicts
+/// `CONTENT_LENGTH`).
+fn exact_stream<B>(
+    body: B,
+    len: u64,
+) -> impl futures_core::Stream<Item = io::Result<Bytes>> + Send + 'static
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    futures_util::stream::unfold(Some((Box::pin(body), 0u64)), move |state| async move {
+        let (mut body, sent) = state?;
+        loop {
+            match body.frame().await {
+                None if sent == len => return None,
+                None => {
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("request body ended after {sent} of {len} bytes"),
+                    );
+                    return Some((Err(e), None));
+                }
+                Some(Err(e)) => return Some((Err(io::Error::other(e.into())), None)),
+                Some(Ok(frame)) => {
+                    let Ok(mut data) = frame.into_data() else {
+                        continue; // trailers: CGI has no place for them
+                    };
+                    let n = data.remaining();
+                    if n == 0 {
+                        continue;
+                    }
+                    let total = sent + n as u64;
+                    if total > len {
+                        let e = io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("request body longer than its content-length {len}"),
+                        );
+                        return Some((Err(e), None));
+                    }
+                    return Some((Ok(data.copy_to_bytes(n)), Some((body, total))));
+                }
+            }
+        }
+    })
+}
+
+/// Reads the whole body: in memory up to `memory` bytes, then into a temporary file in
+/// `spill_dir` (if any), refusing more than `limit` bytes in all.
+async fn buffer<B>(
+    body: B,
+    memory: usize,
+    spill_dir: Option<&Path>,
+    limit: u64,
+) -> Result<Upload, GatewayError>
+where
+    B: Body + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut kept = BytesMut::new();
+    let mut file: Option<std::fs::File> = None;
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| GatewayError::RequestBody(e.into()))?;
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        total += data.remaining() as u64;
+        if total > limit {
+            return Err(GatewayError::BodyTooLarge { limit });
+        }
+        if file.is_none() && total > memory as u64 {
+            let Some(dir) = spill_dir else {
+                return Err(GatewayError::BodyTooLarge {
+                    limit: memory as u64,
+                });
+            };
+            let mut f = tempfile::tempfile_in(dir).map_err(GatewayError::Spill)?;
+            f.write_all(&kept).map_err(GatewayError::Spill)?;
+            kept.clear();
+            file = Some(f);
+        }
+        match &mut file {
+            Some(f) => {
+                while data.has_remaining() {
+                    let chunk = data.chunk();
+                    f.write_all(chunk).map_err(GatewayError::Spill)?;
+                    let n = chunk.len();
+                    data.advance(n);
+                }
+            }
+            None => {
+                while data.has_remaining() {
+                    let chunk = data.chunk();
+                    kept.extend_from_slice(chunk);
+                    let n = chunk.len();
+                    data.advance(n);
+                }
+            }
+        }
+    }
+    let body = match file {
+        None => RequestBody::from(kept.freeze()),
+        Some(mut f) => {
+            f.flush().map_err(GatewayError::Spill)?;
+            f.rewind().map_err(GatewayError::Spill)?;
+            RequestBody::stream(file_stream(f, total))
+        }
+    };
+    Ok(Upload {
+        len: Some(total),
+        body,
+    })
+}
+
+/// The spilled body read back in pieces.
+fn file_stream(
+    file: std::fs::File,
+    len: u64,
+) -> impl futures_core::Stream<Item = io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::unfold(Some((file, len)), |state| async move {
+        let (mut file, left) = state?;
+        if left == 0 {
+            return None;
+        }
+        let want = SPILL_READ_CHUNK.min(usize::try_from(left).unwrap_or(SPILL_READ_CHUNK));
+        let mut buf = vec![0u8; want];
+        match file.read(&mut buf) {
+            Ok(0) => Some((
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "spilled request body shrank",
+                )),
+                None,
+            )),
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some((file, left - n as u64))))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
