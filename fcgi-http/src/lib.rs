@@ -16,7 +16,6 @@
 
 pub use fcgi_core;
 
-pub mod app;
 pub mod gateway;
 pub mod request;
 pub mod response;
