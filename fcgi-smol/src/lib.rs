@@ -30,6 +30,8 @@
 #![warn(missing_docs)]
 
 mod connector;
+#[cfg(feature = "http")]
+pub mod http;
 mod io;
 mod listener;
 mod runtime;

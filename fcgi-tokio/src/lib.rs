@@ -41,6 +41,8 @@
 
 mod body;
 mod connector;
+#[cfg(feature = "http")]
+pub mod http;
 mod listener;
 mod runtime;
 

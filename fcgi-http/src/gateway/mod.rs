@@ -135,14 +135,9 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
             .copied()
             .unwrap_or(config.fallback_conn_info);
         let length = upload::length(&parts.headers, &body, config.max_body_bytes)?;
-        if length == upload::Length::Unknown {
-            // Refuse a bad path before reading a body that would be thrown away.
-            build_params(&parts, None, &conn, &config.cgi).map_err(GatewayError::Refused)?;
-        } else {
-            // Same, before reading a small body into memory.
-            build_params(&parts, length.content_length(), &conn, &config.cgi)
-                .map_err(GatewayError::Refused)?;
-        }
+        // The path is mapped (and a bad one refused) before any body byte is read.
+        let mut params = build_params(&parts, length.content_length(), &conn, &config.cgi)
+            .map_err(GatewayError::Refused)?;
         let upload = upload::prepare(
             length,
             body,
@@ -151,8 +146,11 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
             &config.unknown_length,
         )
         .await?;
-        let params =
-            build_params(&parts, upload.len, &conn, &config.cgi).map_err(GatewayError::Refused)?;
+        if length == upload::Length::Unknown {
+            // Now that the body has been read, CONTENT_LENGTH is known.
+            params = build_params(&parts, upload.len, &conn, &config.cgi)
+                .map_err(GatewayError::Refused)?;
+        }
         let mut request = ClientRequest::responder()
             .params_from(params)
             .stdin(upload.body);
