@@ -529,3 +529,34 @@ async fn overloaded_maps_to_503() {
     drop(gw);
     app.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stalled_body_the_gateway_reads_first_is_408() {
+    // No backend is needed: the body is read before anything is sent.
+    let mut config = GatewayConfig::new("/srv", ScriptResolution::split_path());
+    config.body_read_timeout = Duration::from_millis(200);
+    let gw = Gateway::new(
+        fcgi_tokio::client(
+            Backend::Tcp("127.0.0.1:9".parse().unwrap()),
+            ClientOptions::default(),
+        ),
+        config,
+    );
+    // One piece, then nothing ever again (a client that stopped sending).
+    fn stalled() -> impl http_body::Body<Data = Bytes, Error = Infallible> + Send + 'static {
+        use futures_util::StreamExt;
+        let first = futures_util::stream::iter([Ok(Frame::data(Bytes::from_static(b"partial")))]);
+        StreamBody::new(first.chain(futures_util::stream::pending()))
+    }
+    for builder in [
+        Request::post("/x.php"), // unknown length: buffered
+        Request::post("/x.php").header("content-length", "100"), // small: buffered
+    ] {
+        let err = gw
+            .serve(builder.body(stalled()).unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, GatewayError::BodyTimeout), "{err:?}");
+        assert_eq!(err.status(), StatusCode::REQUEST_TIMEOUT);
+    }
+}

@@ -102,6 +102,11 @@ impl<R: Runtime, C: Connector> Client<R, C> {
         }
     }
 
+    /// The runtime the client spawns its tasks and timers on.
+    pub fn runtime(&self) -> &R {
+        &self.inner.rt
+    }
+
     /// Connections currently open to the backend.
     pub fn connections(&self) -> usize {
         self.inner.pool.len()

@@ -2,6 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::request::{CgiConfig, ConnInfo, ScriptResolution};
 use crate::response::ParserConfig;
@@ -80,6 +81,11 @@ pub struct GatewayConfig {
     /// connection if a pooled one turns out dead. Larger bodies are streamed as they arrive.
     /// Default 64 KiB.
     pub buffer_body_up_to: u64,
+    /// Longest the client may take to send a body the gateway reads before sending the
+    /// request (bodies up to [`buffer_body_up_to`](Self::buffer_body_up_to), and bodies of
+    /// unknown length): `408 Request Timeout` beyond. A streamed body is bounded by the
+    /// client's `read_timeout` instead (the application waits for it, silent). Default 60 s.
+    pub body_read_timeout: Duration,
     /// Local redirects (`Location: /path` without `Status`) followed for one request before
     /// giving up with `502` (nginx stops a cycle at 10 as well). Default 10.
     pub max_internal_redirects: u32,
@@ -99,6 +105,7 @@ impl GatewayConfig {
             unknown_length: UnknownLength::default(),
             max_body_bytes: None,
             buffer_body_up_to: 64 * 1024,
+            body_read_timeout: Duration::from_secs(60),
             max_internal_redirects: 10,
             fallback_conn_info: ConnInfo::new(
                 SocketAddr::from((Ipv4Addr::LOCALHOST, 80)),

@@ -41,6 +41,10 @@ pub enum GatewayError {
     /// Reading the client's body failed (or it did not match its `content-length`).
     #[error("reading the request body failed: {0}")]
     RequestBody(#[source] BoxError),
+    /// The client took longer than [`GatewayConfig::body_read_timeout`](super::GatewayConfig::body_read_timeout)
+    /// to send a body the gateway reads first.
+    #[error("the request body was not received in time")]
+    BodyTimeout,
     /// Buffering a body of unknown length in a temporary file failed.
     #[error("cannot buffer the request body: {0}")]
     Spill(#[source] std::io::Error),
@@ -75,6 +79,7 @@ impl GatewayError {
                 StatusCode::BAD_REQUEST
             }
             Self::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Spill(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Backend(ClientError::Overloaded) => StatusCode::SERVICE_UNAVAILABLE,

@@ -138,14 +138,18 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
         // The path is mapped (and a bad one refused) before any body byte is read.
         let mut params = build_params(&parts, length.content_length(), &conn, &config.cgi)
             .map_err(GatewayError::Refused)?;
-        let upload = upload::prepare(
+        let prepare = std::pin::pin!(upload::prepare(
             length,
             body,
             config.max_body_bytes,
             config.buffer_body_up_to,
             &config.unknown_length,
-        )
-        .await?;
+        ));
+        let timer = self.client.runtime().sleep(config.body_read_timeout);
+        let upload = match futures_util::future::select(prepare, timer).await {
+            futures_util::future::Either::Left((upload, _)) => upload?,
+            futures_util::future::Either::Right(((), _)) => return Err(GatewayError::BodyTimeout),
+        };
         if length == upload::Length::Unknown {
             // Now that the body has been read, CONTENT_LENGTH is known.
             params = build_params(&parts, upload.len, &conn, &config.cgi)
