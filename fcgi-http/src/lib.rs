@@ -1,21 +1,30 @@
 //! # fcgi-http
 //!
-//! FastCGI ⇄ HTTP, runtime-free. What exists so far (issue 5 is in progress):
+//! FastCGI ⇄ HTTP in both directions, on `http`, `http-body` and `tower`, over the
+//! runtime-neutral `fcgi-driver` (the `http` feature of `fcgi-tokio` and `fcgi-smol` fills in
+//! the runtime).
 //!
-//! - [`request`]: an HTTP request head → the CGI variables (`PARAMS`) nginx's stock
-//!   `fastcgi_params` would send, with script resolution (front controller, or
-//!   `fastcgi_split_path_info`-style) that refuses traversal, NUL and non-scripts, and the
-//!   header rules that close httpoxy and underscore spoofing.
-//! - [`response`]: the incremental CGI response head parser (httparse-based, capped) that
-//!   turns a Responder's `STDOUT` into an HTTP status and headers, with `Status`,
-//!   `Location` and local-redirect rules, and never buffers the body.
+//! - [`gateway`]: **HTTP → FastCGI**, the web-server side. [`gateway::Gateway`] is a
+//!   `tower::Service<http::Request<B>>` for any `http_body::Body` that runs requests on
+//!   php-fpm (or any FastCGI application) the way nginx's `fastcgi_pass` does: nginx's
+//!   `fastcgi_params`, exact `CONTENT_LENGTH` (bodies of unknown length buffered or refused),
+//!   the response streamed as it arrives, local redirects re-dispatched, and failures mapped to
+//!   502 / 503 / 504.
+//! - [`app`]: **FastCGI → HTTP**, the application side. [`app::ServiceHandler`] serves any
+//!   tower `Service` (an axum `Router`, say) as a FastCGI application behind nginx, Apache or
+//!   lighttpd, in all three roles.
+//! - [`request`]: the HTTP head → CGI variables mapping the gateway uses (pure).
+//! - [`response`]: the incremental CGI response head parser the gateway uses (pure).
 //!
-//! The HTTP client and server (tower services over `fcgi-driver`) come next.
+//! Demos: `cargo run -p fcgi-http --example reverse_proxy` (both halves in one binary),
+//! `php_gateway` (HTTPS in front of php-fpm) and `migration` (some routes in Rust, the rest
+//! in PHP).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub use fcgi_core;
 
+pub mod app;
 pub mod gateway;
 pub mod request;
 pub mod response;

@@ -57,19 +57,20 @@ const REDIRECT_DRAIN_LIMIT: usize = 64 * 1024;
 /// An HTTP service backed by a FastCGI application; see the [module docs](self).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// # use fcgi_driver::{client::{Client, Connector}, runtime::Runtime};
+/// # async fn demo<R: Runtime, C: Connector>(client: Client<R, C>) -> Result<(), Box<dyn std::error::Error>> {
 /// use fcgi_http::gateway::{Gateway, GatewayConfig};
 /// use fcgi_http::request::ScriptResolution;
 /// use tower_service::Service;
 ///
-/// # fn client() -> fcgi_driver::client::Client<impl fcgi_driver::runtime::Runtime, impl fcgi_driver::client::Connector> { unimplemented!() }
-/// let client = client(); // e.g. fcgi_tokio::client("tcp:127.0.0.1:9000".parse()?, Default::default())
+/// // `client`: e.g. fcgi_tokio::client("tcp:127.0.0.1:9000".parse()?, Default::default())
 /// let config = GatewayConfig::new("/var/www/html", ScriptResolution::split_path());
 /// let mut gateway = Gateway::new(client, config);
-/// let response = gateway
-///     .call(http::Request::get("/index.php?x=1").body(http_body_util::Empty::<bytes::Bytes>::new())?)
-///     .await?;
-/// assert!(response.status().is_success());
+/// let request = http::Request::get("/index.php?x=1")
+///     .header("host", "example.com")
+///     .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+/// let response = gateway.call(request).await?;
+/// println!("{}", response.status());
 /// # Ok(()) }
 /// ```
 pub struct Gateway<R: Runtime, C: Connector> {
