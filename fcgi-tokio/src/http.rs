@@ -2,6 +2,8 @@
 //!
 //! - [`gateway`] builds the HTTP → FastCGI [`Gateway`] (a `tower::Service` for any
 //!   `http_body::Body`) in front of php-fpm or any FastCGI application.
+//! - [`app::ServiceHandler`] wraps any tower `Service` (an axum `Router`, say) as a FastCGI
+//!   application: serve it with this crate's `server(..).serve(listener, handler)`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
