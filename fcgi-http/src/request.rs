@@ -147,6 +147,9 @@ pub enum MapError {
     /// The configured script (front controller or index) is unusable: empty, contains NUL,
     /// or climbs above the root.
     InvalidConfig,
+    /// The `Host` is missing from an HTTP/1.1 request, repeated, or not a valid
+    /// `host[:port]` (RFC 9112 §3.2: answer 400, as nginx does).
+    InvalidHost,
     /// A name or value is too long for FastCGI (2^31 bytes).
     Params(fcgi_core::Error),
 }
@@ -162,6 +165,7 @@ impl fmt::Display for MapError {
                 write!(f, "header {name} contains CR, LF or NUL")
             }
             Self::InvalidConfig => f.write_str("configured script name is invalid"),
+            Self::InvalidHost => f.write_str("missing, repeated or invalid Host header"),
             Self::Params(e) => write!(f, "cannot encode CGI params: {e}"),
         }
     }
@@ -207,8 +211,9 @@ const DROPPED: &[&str] = &[
 /// `CONTENT_TYPE` is the `Content-Type` header, or empty.
 ///
 /// Every other header becomes `HTTP_<NAME>` (upper case, `-` → `_`), except:
-/// - names containing `_` (nginx's `underscores_in_headers off`: otherwise `X_Forwarded_For`
-///   would land on the same variable as `X-Forwarded-For`);
+/// - names with any byte but letters, digits and `-` (nginx's `underscores_in_headers off`
+///   and `ignore_invalid_headers on`: otherwise `X_Forwarded_For`, or `X.Forwarded.For` once
+///   PHP has turned `.` into `_`, would land on the same variable as `X-Forwarded-For`);
 /// - `Proxy` and hop-by-hop headers, including those listed in `Connection` (see the
 ///   `DROPPED` list in the source).
 ///
@@ -218,6 +223,14 @@ const DROPPED: &[&str] = &[
 /// `HTTP_AUTHORIZATION`: RFC 3875 §4.1.18 allows leaving them out, but nginx sends them and
 /// PHP reads `HTTP_AUTHORIZATION` to fill `PHP_AUTH_*`. When there is no `Host` header (HTTP/2
 /// carries `:authority` in the URI), `HTTP_HOST` is the URI's authority, as in nginx.
+///
+/// `PATH_TRANSLATED` is sent only when `PATH_INFO` is not empty (RFC 3875 §4.1.6: it is unset
+/// when there is no path info). nginx's usual `$document_root$fastcgi_path_info` line sends
+/// the bare document root instead, which names no file.
+///
+/// The `Host` is checked as RFC 9112 §3.2 asks (and nginx does): an HTTP/1.1 request without
+/// one (and without an authority in its URI), with two, or with a value that is not
+/// `host[:port]` is refused with [`MapError::InvalidHost`].
 ///
 /// # Errors
 ///
@@ -347,6 +360,7 @@ fn push_headers(p: &mut Params, req: &Parts) -> Result<(), MapError> {
             );
         }
     }
+    check_host(req)?;
     if !headers.contains_key(http::header::HOST) {
         if let Some(auth) = req.uri.authority() {
             p.push(b"HTTP_HOST", auth.as_str().as_bytes())?;
@@ -354,7 +368,7 @@ fn push_headers(p: &mut Params, req: &Parts) -> Result<(), MapError> {
     }
     for name in headers.keys() {
         let n = name.as_str();
-        if n.contains('_') || DROPPED.contains(&n) || listed.iter().any(|l| l == n) {
+        if !is_plain_name(n) || DROPPED.contains(&n) || listed.iter().any(|l| l == n) {
             continue;
         }
         let mut var = Vec::with_capacity(5 + n.len());
@@ -369,6 +383,54 @@ fn push_headers(p: &mut Params, req: &Parts) -> Result<(), MapError> {
         p.push(&var, &join_values(headers, name)?)?;
     }
     Ok(())
+}
+
+/// Whether a header name may become an `HTTP_*` variable: letters, digits and `-` only
+/// (nginx's `ignore_invalid_headers on`). Any other byte could make two names land on one
+/// variable: `X_Forwarded_For` and, through PHP turning `.` into `_`, `X.Forwarded.For` would
+/// both read as `X-Forwarded-For`.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host` (HTTP/2 and HTTP/3 may carry the
+/// authority in the URI instead; HTTP/1.0 may have none), and its value is `host[:port]`: a
+/// reg-name or IP literal without `/`, `@`, whitespace, or an empty label (`..`), and a
+/// numeric port. nginx answers 400 to the same requests.
+fn check_host(req: &Parts) -> Result<(), MapError> {
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    let Some(host) = hosts.next() else {
+        return match req.version {
+            Version::HTTP_11 if req.uri.authority().is_none() => Err(MapError::InvalidHost),
+            _ => Ok(()),
+        };
+    };
+    if hosts.next().is_some() {
+        return Err(MapError::InvalidHost);
+    }
+    let host = host.as_bytes();
+    if host.is_empty()
+        || host.contains(&b'@')
+        || host.windows(2).any(|w| w == b"..")
+        || host.first() == Some(&b'.')
+    {
+        return Err(MapError::InvalidHost);
+    }
+    let port = match host.iter().rposition(|&b| b == b':') {
+        // `[v6]` alone has its colons inside the brackets.
+        Some(i) if !host[i..].contains(&b']') => &host[i + 1..],
+        _ => &[][..],
+    };
+    if !port.iter().all(u8::is_ascii_digit) {
+        return Err(MapError::InvalidHost);
+    }
+    match http::uri::Authority::try_from(host) {
+        Ok(auth) if auth.as_str().len() == host.len() && !auth.host().is_empty() => Ok(()),
+        _ => Err(MapError::InvalidHost),
+    }
 }
 
 /// A decoded, normalised path: its segments and whether it ends in `/`.

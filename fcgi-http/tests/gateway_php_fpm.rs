@@ -145,6 +145,7 @@ async fn known_length_bodies_small_buffered_and_large_streamed() {
     for len in [0usize, 1, 65_536, 3 * 1024 * 1024 + 5] {
         let data = pattern(len);
         let req = Request::post("/post.php")
+            .header("host", "gateway.test")
             .header("content-type", "application/octet-stream")
             .header("content-length", len.to_string())
             .body(Full::new(Bytes::from(data.clone())))
@@ -175,6 +176,7 @@ async fn unknown_length_body_is_buffered_then_spilled_so_content_length_is_exact
     for len in [10usize, 4096, 300_000] {
         let data = pattern(len);
         let req = Request::post("/post.php")
+            .header("host", "gateway.test")
             .body(chunked(data.clone(), 1000))
             .unwrap();
         let (status, _, body, _) = text(gw.serve(req).await.unwrap()).await;
@@ -198,6 +200,7 @@ async fn unknown_length_body_refused_411_or_413_without_reaching_php() {
     let err = reject
         .serve(
             Request::post("/post.php")
+                .header("host", "gateway.test")
                 .body(chunked(pattern(10), 3))
                 .unwrap(),
         )
@@ -216,6 +219,7 @@ async fn unknown_length_body_refused_411_or_413_without_reaching_php() {
     let err = small
         .serve(
             Request::post("/post.php")
+                .header("host", "gateway.test")
                 .body(chunked(pattern(5000), 700))
                 .unwrap(),
         )
@@ -229,6 +233,7 @@ async fn unknown_length_body_refused_411_or_413_without_reaching_php() {
     let err = capped
         .serve(
             Request::post("/post.php")
+                .header("host", "gateway.test")
                 .header("content-length", "101")
                 .body(Full::new(Bytes::from(pattern(101))))
                 .unwrap(),
@@ -239,6 +244,7 @@ async fn unknown_length_body_refused_411_or_413_without_reaching_php() {
     let err = capped
         .serve(
             Request::post("/post.php")
+                .header("host", "gateway.test")
                 .header("content-length", "abc")
                 .body(Full::new(Bytes::new()))
                 .unwrap(),
@@ -262,7 +268,12 @@ async fn refused_paths_never_reach_php() {
         ("/uploads/x.jpg", StatusCode::NOT_FOUND),
     ] {
         let err = gw
-            .serve(Request::get(target).body(Full::new(Bytes::new())).unwrap())
+            .serve(
+                Request::get(target)
+                    .header("host", "gateway.test")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.status(), status, "{target}: {err:?}");
@@ -279,6 +290,7 @@ async fn primary_script_unknown_is_php_fpms_404_with_stderr_in_the_outcome() {
     let response = gw
         .serve(
             Request::get("/missing.php")
+                .header("host", "gateway.test")
                 .body(Full::new(Bytes::new()))
                 .unwrap(),
         )
@@ -316,6 +328,7 @@ async fn status_and_headers_from_php_pass_through() {
     let (status, headers, body, _) = text(
         gw.serve(
             Request::get("/created.php")
+                .header("host", "gateway.test")
                 .body(Full::new(Bytes::new()))
                 .unwrap(),
         )
@@ -335,6 +348,7 @@ async fn status_and_headers_from_php_pass_through() {
     let (status, headers, _, _) = text(
         gw.serve(
             Request::get("/away.php")
+                .header("host", "gateway.test")
                 .body(Full::new(Bytes::new()))
                 .unwrap(),
         )
@@ -363,6 +377,7 @@ async fn local_redirect_is_served_as_a_get_of_the_new_path() {
     );
     let gw = gateway(&fpm);
     let req = Request::post("/redir.php?orig=1")
+        .header("host", "gateway.test")
         .header("content-type", "text/plain")
         .header("content-length", "5")
         .header("x-trace", "t1")
@@ -381,6 +396,7 @@ async fn local_redirect_is_served_as_a_get_of_the_new_path() {
     let err = gw
         .serve(
             Request::get("/loop.php")
+                .header("host", "gateway.test")
                 .body(Full::new(Bytes::new()))
                 .unwrap(),
         )
@@ -397,6 +413,7 @@ async fn local_redirect_is_served_as_a_get_of_the_new_path() {
         gw302
             .serve(
                 Request::get("/redir.php")
+                    .header("host", "gateway.test")
                     .body(Full::new(Bytes::new()))
                     .unwrap(),
             )
@@ -417,6 +434,7 @@ async fn response_body_streams_before_php_finishes() {
     let response = gw
         .serve(
             Request::get("/stream.php?chunks=3&size=1000&marker=go&wait_at=1")
+                .header("host", "gateway.test")
                 .body(Full::new(Bytes::new()))
                 .unwrap(),
         )
@@ -453,6 +471,7 @@ async fn backend_failures_map_to_502_and_504() {
     let err = gw
         .serve(
             Request::get("/x.php")
+                .header("host", "gateway.test")
                 .body(Full::new(Bytes::new()))
                 .unwrap(),
         )
@@ -465,6 +484,7 @@ async fn backend_failures_map_to_502_and_504() {
     let answered = tower_service::Service::call(
         &mut svc,
         Request::get("/x.php")
+            .header("host", "gateway.test")
             .body(Full::new(Bytes::new()))
             .unwrap(),
     )
@@ -479,6 +499,7 @@ async fn backend_failures_map_to_502_and_504() {
     let err = slow
         .serve(
             Request::get("/sleep.php?ms=3000")
+                .header("host", "gateway.test")
                 .body(Full::new(Bytes::new()))
                 .unwrap(),
         )
@@ -513,6 +534,7 @@ async fn overloaded_maps_to_503() {
     let err = gw
         .serve(
             Request::get("/x.php")
+                .header("host", "gateway.test")
                 .body(Full::new(Bytes::new()))
                 .unwrap(),
         )
@@ -549,8 +571,10 @@ async fn a_stalled_body_the_gateway_reads_first_is_408() {
         StreamBody::new(first.chain(futures_util::stream::pending()))
     }
     for builder in [
-        Request::post("/x.php"), // unknown length: buffered
-        Request::post("/x.php").header("content-length", "100"), // small: buffered
+        Request::post("/x.php").header("host", "gateway.test"), // unknown length: buffered
+        Request::post("/x.php")
+            .header("host", "gateway.test")
+            .header("content-length", "100"), // small: buffered
     ] {
         let err = gw
             .serve(builder.body(stalled()).unwrap())

@@ -125,12 +125,14 @@ fn get_without_body_has_empty_content_vars_and_no_path_translated() {
 #[test]
 fn body_len_wins_over_content_length_header() {
     let req = Request::post("/a.php")
+        .header("host", "example.test")
         .header("content-length", "5")
         .body(())
         .unwrap();
     let m = map_with(req, Some(12), false, &split_cfg()).unwrap();
     assert_eq!(m["CONTENT_LENGTH"], "12");
     let req = Request::post("/a.php")
+        .header("host", "example.test")
         .header("content-length", "5")
         .body(())
         .unwrap();
@@ -152,7 +154,11 @@ fn protocol_versions_as_nginx_prints_them() {
         (Version::HTTP_11, "HTTP/1.1"),
         (Version::HTTP_2, "HTTP/2.0"),
     ] {
-        let req = Request::get("/a.php").version(v).body(()).unwrap();
+        let req = Request::get("/a.php")
+            .header("host", "example.test")
+            .version(v)
+            .body(())
+            .unwrap();
         let m = map_with(req, None, false, &split_cfg()).unwrap();
         assert_eq!(m["SERVER_PROTOCOL"], s);
     }
@@ -325,6 +331,7 @@ fn index_without_allowed_extension_is_not_a_script() {
 #[test]
 fn proxy_header_never_becomes_http_proxy() {
     let req = Request::get("/a.php")
+        .header("host", "example.test")
         .header("proxy", "http://evil.test:3128")
         .body(())
         .unwrap();
@@ -335,6 +342,7 @@ fn proxy_header_never_becomes_http_proxy() {
 #[test]
 fn underscore_headers_are_dropped() {
     let req = Request::get("/a.php")
+        .header("host", "example.test")
         .header("x-forwarded-for", "10.1.1.1")
         .header("x_forwarded_for", "6.6.6.6")
         .header("x_only", "1")
@@ -348,6 +356,7 @@ fn underscore_headers_are_dropped() {
 #[test]
 fn repeated_headers_are_joined_and_cookie_crumbs_use_semicolon() {
     let req = Request::get("/a.php")
+        .header("host", "example.test")
         .version(Version::HTTP_2)
         .header("cookie", "a=1")
         .header("cookie", "b=2")
@@ -364,6 +373,7 @@ fn repeated_headers_are_joined_and_cookie_crumbs_use_semicolon() {
 #[test]
 fn hop_by_hop_and_connection_listed_headers_are_dropped() {
     let req = Request::get("/a.php")
+        .header("host", "example.test")
         .header("connection", "keep-alive, X-Secret")
         .header("keep-alive", "timeout=5")
         .header("proxy-connection", "keep-alive")
@@ -381,7 +391,7 @@ fn hop_by_hop_and_connection_listed_headers_are_dropped() {
         .filter(|k| k.starts_with("HTTP_"))
         .map(String::as_str)
         .collect();
-    assert_eq!(http_vars, ["HTTP_X_KEPT"]);
+    assert_eq!(http_vars, ["HTTP_HOST", "HTTP_X_KEPT"]);
 }
 
 #[test]
@@ -420,4 +430,67 @@ fn ipv4_addresses_and_ports() {
     assert_eq!(p.get_str("SERVER_PORT"), Some("443"));
     assert_eq!(p.get_str("REMOTE_ADDR"), Some("198.51.100.9"));
     assert_eq!(p.get_str("REMOTE_PORT"), Some("40000"));
+}
+
+#[test]
+fn header_names_with_anything_but_letters_digits_and_dash_are_dropped() {
+    let mut req = Request::get("/index.php").header("host", "h");
+    for name in [
+        "x.dot", "x~tilde", "x!bang", "x'quote", "x*star", "x+plus", "x%41", "x_under",
+    ] {
+        req = req.header(name, "spoof");
+    }
+    let (parts, ()) = req.header("x-dot", "real").body(()).unwrap().into_parts();
+    let p = build_params(&parts, None, &conn(false), &split_cfg()).unwrap();
+    let http_vars: Vec<String> = p
+        .iter()
+        .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+        .filter(|n| n.starts_with("HTTP_"))
+        .collect();
+    assert_eq!(http_vars, ["HTTP_HOST", "HTTP_X_DOT"]);
+    assert_eq!(p.get(b"HTTP_X_DOT"), Some(&b"real"[..]));
+}
+
+#[test]
+fn host_is_checked_like_rfc_9112_asks() {
+    let map = |version: Version, hosts: &[&[u8]]| {
+        let mut req = Request::get("/index.php").version(version);
+        for h in hosts {
+            req = req.header("host", http::HeaderValue::from_bytes(h).unwrap());
+        }
+        let (parts, ()) = req.body(()).unwrap().into_parts();
+        build_params(&parts, None, &conn(false), &split_cfg())
+    };
+    for bad in [
+        &[][..],
+        &[&b"a/b"[..]],
+        &[&b"a..b"[..]],
+        &[&b"a b"[..]],
+        &[&b""[..]],
+        &[&b"user@host"[..]],
+        &[&b"host:port"[..]],
+        &[&b"one.test"[..], &b"two.test"[..]],
+    ] {
+        assert_eq!(
+            map(Version::HTTP_11, bad).unwrap_err(),
+            MapError::InvalidHost,
+            "{bad:?}"
+        );
+    }
+    for good in [
+        &b"parity.test."[..],
+        b"[::1]:8080",
+        b"Parity.TEST:8080",
+        b"127.0.0.1",
+    ] {
+        let p = map(Version::HTTP_11, &[good]).unwrap();
+        assert_eq!(p.get(b"HTTP_HOST"), Some(good), "as received");
+    }
+    // HTTP/1.0 may omit it.
+    assert!(
+        map(Version::HTTP_10, &[])
+            .unwrap()
+            .get(b"HTTP_HOST")
+            .is_none()
+    );
 }

@@ -40,6 +40,7 @@ async fn round_trips(gateway: Gateway<SmolRuntime, SmolConnector>) {
     let response = gateway
         .serve(
             http::Request::post("/post.php")
+                .header("host", "gateway.test")
                 .header("content-length", data.len().to_string())
                 .body(Full::new(Bytes::from(data.clone())))
                 .unwrap(),

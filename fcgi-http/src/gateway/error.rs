@@ -23,7 +23,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GatewayError {
-    /// The request cannot be mapped to a script (bad path, traversal, NUL, not a script).
+    /// The request cannot be mapped (bad path, traversal, NUL, not a script, bad `Host`).
     #[error("request refused: {0}")]
     Refused(#[source] MapError),
     /// `content-length` is not a single decimal number.
