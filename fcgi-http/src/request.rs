@@ -24,6 +24,8 @@
 //! `security.limit_extensions` is the other safeguard).
 
 use core::fmt;
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use fcgi_core::Params;
@@ -255,23 +257,26 @@ pub fn build_params(
         root
     };
 
-    let mut request_uri = raw_path.to_owned();
-    if let Some(q) = query {
-        request_uri.push('?');
-        request_uri.push_str(q);
-    }
+    // The request target as received (path and query; for an absolute-form or HTTP/2 target,
+    // without the scheme and authority).
+    let request_uri = req.uri.path_and_query().map_or(raw_path, |pq| pq.as_str());
 
-    let content_length = match body_len {
-        Some(n) => n.to_string(),
-        None => header_str(&req.headers, http::header::CONTENT_LENGTH)?,
+    // Numbers and addresses are formatted into this one buffer.
+    let mut num = Vec::with_capacity(48);
+    let content_length: Cow<'_, [u8]> = match body_len {
+        Some(n) => {
+            push_decimal(&mut num, n);
+            Cow::Owned(num.clone())
+        }
+        None => header_bytes(&req.headers, http::header::CONTENT_LENGTH)?,
     };
-    let content_type = header_str(&req.headers, http::header::CONTENT_TYPE)?;
+    let content_type = header_bytes(&req.headers, http::header::CONTENT_TYPE)?;
 
-    let mut p = Params::with_capacity(1024, 32);
+    let mut p = Params::with_capacity(2048, 40);
     p.push(b"QUERY_STRING", query.unwrap_or("").as_bytes())?;
     p.push(b"REQUEST_METHOD", req.method.as_str().as_bytes())?;
-    p.push(b"CONTENT_TYPE", content_type.as_bytes())?;
-    p.push(b"CONTENT_LENGTH", content_length.as_bytes())?;
+    p.push(b"CONTENT_TYPE", &content_type)?;
+    p.push(b"CONTENT_LENGTH", &content_length)?;
     p.push(b"SCRIPT_NAME", &script_name)?;
     p.push(b"REQUEST_URI", request_uri.as_bytes())?;
     p.push(b"DOCUMENT_URI", &document_uri)?;
@@ -290,25 +295,70 @@ pub fn build_params(
     }
     p.push(b"GATEWAY_INTERFACE", b"CGI/1.1")?;
     p.push(b"SERVER_SOFTWARE", cfg.server_software.as_bytes())?;
-    p.push(b"REMOTE_ADDR", conn.remote.ip().to_string().as_bytes())?;
-    p.push(b"REMOTE_PORT", conn.remote.port().to_string().as_bytes())?;
-    p.push(b"SERVER_ADDR", conn.local.ip().to_string().as_bytes())?;
-    p.push(b"SERVER_PORT", conn.local.port().to_string().as_bytes())?;
+    for (name, addr) in [(b"REMOTE", conn.remote), (b"SERVER", conn.local)] {
+        let mut var = [0u8; 11];
+        var[..6].copy_from_slice(name);
+        var[6..].copy_from_slice(b"_ADDR");
+        num.clear();
+        push_ip(&mut num, addr.ip());
+        p.push(&var, &num)?;
+        var[6..].copy_from_slice(b"_PORT");
+        num.clear();
+        push_decimal(&mut num, u64::from(addr.port()));
+        p.push(&var, &num)?;
+    }
     p.push(b"SERVER_NAME", cfg.server_name.as_bytes())?;
     p.push(b"REDIRECT_STATUS", b"200")?;
 
-    let mut script_filename = root.as_bytes().to_vec();
-    script_filename.extend_from_slice(&script_name);
-    p.push(b"SCRIPT_FILENAME", &script_filename)?;
+    let mut file = Vec::with_capacity(root.len() + document_uri.len());
+    file.extend_from_slice(root.as_bytes());
+    file.extend_from_slice(&script_name);
+    p.push(b"SCRIPT_FILENAME", &file)?;
     p.push(b"PATH_INFO", &path_info)?;
     if !path_info.is_empty() {
-        let mut translated = root.as_bytes().to_vec();
-        translated.extend_from_slice(&path_info);
-        p.push(b"PATH_TRANSLATED", &translated)?;
+        file.truncate(root.len());
+        file.extend_from_slice(&path_info);
+        p.push(b"PATH_TRANSLATED", &file)?;
     }
 
     push_headers(&mut p, req)?;
     Ok(p)
+}
+
+/// Appends `n` in decimal (what `n.to_string()` gives, without the formatting machinery).
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends an address as `Display` writes it (IPv4 by hand: it is the common case and
+/// `Ipv4Addr`'s `Display` is slow).
+fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_decimal(out, u64::from(octet));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let mut text = String::with_capacity(39);
+            let _ = write!(text, "{v6}");
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
 }
 
 /// `SERVER_PROTOCOL` as nginx prints `$server_protocol`.
@@ -322,56 +372,67 @@ fn protocol(v: Version) -> &'static str {
     }
 }
 
-/// The joined values of one header as a string, or `""` when absent.
-fn header_str(headers: &HeaderMap, name: HeaderName) -> Result<String, MapError> {
-    let joined = join_values(headers, &name)?;
-    Ok(String::from_utf8_lossy(&joined).into_owned())
+/// The joined values of one header, or `""` when absent.
+fn header_bytes<'a>(headers: &'a HeaderMap, name: HeaderName) -> Result<Cow<'a, [u8]>, MapError> {
+    join_values(headers, &name)
 }
 
-fn join_values(headers: &HeaderMap, name: &HeaderName) -> Result<Vec<u8>, MapError> {
+/// The values of a header joined with `", "` (`"; "` for `Cookie`); borrowed when there is
+/// only one.
+fn join_values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Cow<'a, [u8]>, MapError> {
+    let check = |bytes: &[u8]| match memchr::memchr3(b'\r', b'\n', 0, bytes) {
+        Some(_) => Err(MapError::InvalidHeaderValue(name.clone())),
+        None => Ok(()),
+    };
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(Cow::Borrowed(&[]));
+    };
+    check(first.as_bytes())?;
+    let Some(second) = values.next() else {
+        return Ok(Cow::Borrowed(first.as_bytes()));
+    };
     let sep: &[u8] = if name == http::header::COOKIE {
         b"; "
     } else {
         b", "
     };
-    let mut out = Vec::new();
-    for (i, v) in headers.get_all(name).iter().enumerate() {
-        let bytes = v.as_bytes();
-        if bytes.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
-            return Err(MapError::InvalidHeaderValue(name.clone()));
-        }
-        if i > 0 {
-            out.extend_from_slice(sep);
-        }
-        out.extend_from_slice(bytes);
+    let mut out = first.as_bytes().to_vec();
+    for v in std::iter::once(second).chain(values) {
+        check(v.as_bytes())?;
+        out.extend_from_slice(sep);
+        out.extend_from_slice(v.as_bytes());
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 fn push_headers(p: &mut Params, req: &Parts) -> Result<(), MapError> {
     let headers = &req.headers;
-    let mut listed: Vec<String> = Vec::new();
-    for v in headers.get_all(http::header::CONNECTION) {
-        if let Ok(s) = v.to_str() {
-            listed.extend(
-                s.split(',')
-                    .map(|t| t.trim().to_ascii_lowercase())
-                    .filter(|t| !t.is_empty()),
-            );
-        }
-    }
+    // Header names listed in `Connection` (compared without regard to case).
+    let listed: Vec<&str> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
     check_host(req)?;
     if !headers.contains_key(http::header::HOST) {
         if let Some(auth) = req.uri.authority() {
             p.push(b"HTTP_HOST", auth.as_str().as_bytes())?;
         }
     }
+    let mut var = Vec::with_capacity(64);
     for name in headers.keys() {
         let n = name.as_str();
-        if !is_plain_name(n) || DROPPED.contains(&n) || listed.iter().any(|l| l == n) {
+        if !is_plain_name(n)
+            || DROPPED.contains(&n)
+            || listed.iter().any(|l| l.eq_ignore_ascii_case(n))
+        {
             continue;
         }
-        let mut var = Vec::with_capacity(5 + n.len());
+        var.clear();
         var.extend_from_slice(b"HTTP_");
         var.extend(n.bytes().map(|b| {
             if b == b'-' {
@@ -419,25 +480,68 @@ fn check_host(req: &Parts) -> Result<(), MapError> {
     {
         return Err(MapError::InvalidHost);
     }
-    let port = match host.iter().rposition(|&b| b == b':') {
-        // `[v6]` alone has its colons inside the brackets.
-        Some(i) if !host[i..].contains(&b']') => &host[i + 1..],
-        _ => &[][..],
+    // `[v6]:port`: the literal's colons are inside the brackets.
+    let (name, port) = if let Some(rest) = host.strip_prefix(b"[") {
+        let Some(close) = rest.iter().position(|&b| b == b']') else {
+            return Err(MapError::InvalidHost);
+        };
+        let literal = &rest[..close];
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return Err(MapError::InvalidHost);
+        }
+        match &rest[close + 1..] {
+            [] => (&b"[]"[..], &[][..]),
+            [b':', port @ ..] => (&b"[]"[..], port),
+            _ => return Err(MapError::InvalidHost),
+        }
+    } else {
+        match host.iter().rposition(|&b| b == b':') {
+            Some(i) => (&host[..i], &host[i + 1..]),
+            None => (host, &[][..]),
+        }
     };
-    if !port.iter().all(u8::is_ascii_digit) {
+    // RFC 3986 reg-name (unreserved, sub-delims, pct-encoded) or an IPv4 address; a numeric
+    // port, possibly empty (RFC 3986 §3.2.3).
+    let reg_name = |b: &u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b);
+    if name.is_empty()
+        || (name != b"[]" && !name.iter().all(reg_name))
+        || !port.iter().all(u8::is_ascii_digit)
+    {
         return Err(MapError::InvalidHost);
     }
-    match http::uri::Authority::try_from(host) {
-        Ok(auth) if auth.as_str().len() == host.len() && !auth.host().is_empty() => Ok(()),
-        _ => Err(MapError::InvalidHost),
-    }
+    Ok(())
 }
 
-/// A decoded, normalised path: its segments and whether it ends in `/`.
+/// A decoded, normalised path: its segments (ranges of `decoded`) and whether it ends in `/`.
 #[derive(Debug)]
 struct NormPath {
-    segments: Vec<Vec<u8>>,
+    decoded: Vec<u8>,
+    segments: Vec<std::ops::Range<usize>>,
     trailing_slash: bool,
+}
+
+impl NormPath {
+    fn segment(&self, i: usize) -> &[u8] {
+        &self.decoded[self.segments[i].clone()]
+    }
+
+    /// `/` + segments `range` joined by `/`, appended to `out`.
+    fn join_into(&self, range: std::ops::Range<usize>, out: &mut Vec<u8>) {
+        for r in &self.segments[range] {
+            out.push(b'/');
+            out.extend_from_slice(&self.decoded[r.clone()]);
+        }
+    }
+
+    fn join(&self, range: std::ops::Range<usize>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.decoded.len() + 1);
+        self.join_into(range, &mut out);
+        out
+    }
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -477,9 +581,12 @@ fn normalize(raw: &[u8]) -> Result<NormPath, MapError> {
     if decoded.contains(&0) {
         return Err(MapError::NulInPath);
     }
-    let mut segments: Vec<Vec<u8>> = Vec::new();
+    let mut segments: Vec<std::ops::Range<usize>> = Vec::with_capacity(8);
     let mut trailing_slash = false;
+    let mut start = 0;
     for seg in decoded.split(|&b| b == b'/') {
+        let range = start..start + seg.len();
+        start = range.end + 1;
         trailing_slash = true;
         match seg {
             b"" | b"." => {}
@@ -488,26 +595,17 @@ fn normalize(raw: &[u8]) -> Result<NormPath, MapError> {
                     return Err(MapError::Traversal);
                 }
             }
-            s => {
-                segments.push(s.to_vec());
+            _ => {
+                segments.push(range);
                 trailing_slash = false;
             }
         }
     }
     Ok(NormPath {
+        decoded,
         segments,
         trailing_slash,
     })
-}
-
-/// `/` + segments joined by `/`.
-fn join(segments: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for s in segments {
-        out.push(b'/');
-        out.extend_from_slice(s);
-    }
-    out
 }
 
 /// A configured script name (front controller, or index appended to a directory) as a
@@ -538,9 +636,10 @@ fn resolve(path: &NormPath, how: &ScriptResolution) -> Result<(Vec<u8>, Vec<u8>)
                     !e.is_empty() && seg.len() > e.len() && seg.ends_with(e)
                 })
             };
-            if let Some(i) = path.segments.iter().position(|s| is_script(s)) {
-                let script = join(&path.segments[..=i]);
-                let mut info = join(&path.segments[i + 1..]);
+            let n = path.segments.len();
+            if let Some(i) = (0..n).position(|i| is_script(path.segment(i))) {
+                let script = path.join(0..i + 1);
+                let mut info = path.join(i + 1..n);
                 if path.trailing_slash {
                     info.push(b'/');
                 }
@@ -551,7 +650,7 @@ fn resolve(path: &NormPath, how: &ScriptResolution) -> Result<(Vec<u8>, Vec<u8>)
                 if !is_script(&idx[1..]) {
                     return Err(MapError::NotAScript);
                 }
-                let mut script = join(&path.segments);
+                let mut script = path.join(0..n);
                 script.extend_from_slice(&idx);
                 return Ok((script, Vec::new()));
             }

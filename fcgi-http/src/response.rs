@@ -177,15 +177,17 @@ impl CgiResponseParser {
     /// and `Ok(Some(_))` once, with the body bytes of this piece as a slice of `piece`. After
     /// that (or after an error) the parser is finished and every later piece is body.
     pub fn feed(&mut self, piece: Bytes) -> Result<Option<ParsedHead>, CgiResponseError> {
-        Ok(self.feed_inner(&piece)?.map(|(head, at)| ParsedHead {
-            head,
-            body: piece.slice(at..),
-        }))
+        Ok(self
+            .feed_inner(&piece, Some(&piece))?
+            .map(|(head, at)| ParsedHead {
+                head,
+                body: piece.slice(at..),
+            }))
     }
 
     /// Like [`feed`](Self::feed) for a borrowed piece; the body bytes are copied.
     pub fn feed_slice(&mut self, piece: &[u8]) -> Result<Option<ParsedHead>, CgiResponseError> {
-        Ok(self.feed_inner(piece)?.map(|(head, at)| ParsedHead {
+        Ok(self.feed_inner(piece, None)?.map(|(head, at)| ParsedHead {
             head,
             body: Bytes::copy_from_slice(&piece[at..]),
         }))
@@ -210,12 +212,17 @@ impl CgiResponseParser {
         self.state == State::Done
     }
 
-    /// Returns the head and the offset of the body in `piece`.
-    fn feed_inner(&mut self, piece: &[u8]) -> Result<Option<(Head, usize)>, CgiResponseError> {
+    /// Returns the head and the offset of the body in `piece`. `shared` is `piece` itself
+    /// when the caller has it as `Bytes`: header values are then slices of it, not copies.
+    fn feed_inner(
+        &mut self,
+        piece: &[u8],
+        shared: Option<&Bytes>,
+    ) -> Result<Option<(Head, usize)>, CgiResponseError> {
         if self.state == State::Done {
             return Err(CgiResponseError::Finished);
         }
-        let result = self.step(piece);
+        let result = self.step(piece, shared);
         if !matches!(result, Ok(None)) {
             self.state = State::Done;
             self.buf = BytesMut::new();
@@ -223,7 +230,11 @@ impl CgiResponseParser {
         result
     }
 
-    fn step(&mut self, piece: &[u8]) -> Result<Option<(Head, usize)>, CgiResponseError> {
+    fn step(
+        &mut self,
+        piece: &[u8],
+        shared: Option<&Bytes>,
+    ) -> Result<Option<(Head, usize)>, CgiResponseError> {
         if piece.is_empty() {
             return Ok(None);
         }
@@ -244,10 +255,10 @@ impl CgiResponseParser {
         match end {
             Some(end) => {
                 let head = if before == 0 {
-                    self.parse(&piece[..end])?
+                    self.parse(&piece[..end], shared)?
                 } else {
-                    let buf = std::mem::take(&mut self.buf);
-                    self.parse(&buf[..end])?
+                    let head = std::mem::take(&mut self.buf).split_to(end).freeze();
+                    self.parse(&head, Some(&head))?
                 };
                 Ok(Some((head, end - before)))
             }
@@ -265,23 +276,33 @@ impl CgiResponseParser {
     /// Scans `data` (the whole head so far) from where the last scan stopped, looking for the
     /// empty line. Returns the length of the head including that line.
     fn scan(&mut self, data: &[u8]) -> Option<usize> {
-        for (i, &b) in data.iter().enumerate().skip(self.scanned) {
-            if b == b'\n' {
-                self.lines += 1;
-                let line = &data[self.line_start..i];
-                if line.is_empty() || line == b"\r" {
-                    return Some(i + 1);
-                }
-                self.line_start = i + 1;
+        let from = self.scanned;
+        for i in memchr::memchr_iter(b'\n', &data[from..]).map(|i| i + from) {
+            self.lines += 1;
+            let line = &data[self.line_start..i];
+            if line.is_empty() || line == b"\r" {
+                return Some(i + 1);
             }
+            self.line_start = i + 1;
         }
         self.scanned = data.len();
         None
     }
 
-    fn parse(&self, head: &[u8]) -> Result<Head, CgiResponseError> {
-        let mut fields = vec![httparse::EMPTY_HEADER; self.lines];
-        let fields = match httparse::parse_headers(head, &mut fields) {
+    /// Parses a complete head. When `shared` holds the bytes `head` lies in, header values are
+    /// slices of it.
+    fn parse(&self, head: &[u8], shared: Option<&Bytes>) -> Result<Head, CgiResponseError> {
+        /// Fields parsed without a heap allocation (php-fpm sends 2 to 6).
+        const ON_STACK: usize = 24;
+        let mut on_stack = [httparse::EMPTY_HEADER; ON_STACK];
+        let mut on_heap;
+        let fields: &mut [httparse::Header<'_>] = if self.lines <= ON_STACK {
+            &mut on_stack[..self.lines]
+        } else {
+            on_heap = vec![httparse::EMPTY_HEADER; self.lines];
+            &mut on_heap
+        };
+        let fields = match httparse::parse_headers(head, fields) {
             Ok(httparse::Status::Complete((_, fields))) => fields,
             // The scan found the empty line, so httparse must see a complete block; report
             // a disagreement as the error httparse would give on a truncated head.
@@ -290,10 +311,14 @@ impl CgiResponseParser {
             }
             Err(e) => return Err(CgiResponseError::Malformed(e)),
         };
-        self.interpret(fields)
+        self.interpret(fields, shared)
     }
 
-    fn interpret(&self, fields: &[httparse::Header<'_>]) -> Result<Head, CgiResponseError> {
+    fn interpret(
+        &self,
+        fields: &[httparse::Header<'_>],
+        shared: Option<&Bytes>,
+    ) -> Result<Head, CgiResponseError> {
         let mut status: Option<StatusCode> = None;
         let mut location: Option<HeaderValue> = None;
         let mut content_length: Option<Option<HeaderValue>> = None;
@@ -303,9 +328,7 @@ impl CgiResponseParser {
             let invalid = || CgiResponseError::InvalidHeader {
                 name: field.name.to_owned(),
             };
-            if field.value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
-                return Err(invalid());
-            }
+            // CR, LF and NUL (and every other control but tab) are refused by `HeaderValue`.
             let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| invalid())?;
             if name.as_str() == "status" {
                 if status.is_some() {
@@ -314,7 +337,11 @@ impl CgiResponseParser {
                 status = Some(parse_status(field.value)?);
                 continue;
             }
-            let value = HeaderValue::from_bytes(field.value).map_err(|_| invalid())?;
+            let value = match shared {
+                Some(bytes) => HeaderValue::from_maybe_shared(bytes.slice_ref(field.value)),
+                None => HeaderValue::from_bytes(field.value),
+            }
+            .map_err(|_| invalid())?;
             if name == header::LOCATION {
                 if location.is_some() {
                     return Err(invalid());

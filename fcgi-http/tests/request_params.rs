@@ -469,6 +469,11 @@ fn host_is_checked_like_rfc_9112_asks() {
         &[&b""[..]],
         &[&b"user@host"[..]],
         &[&b"host:port"[..]],
+        &[&b"[::1"[..]],
+        &[&b"[zz::1]"[..]],
+        &[&b"[::1]x"[..]],
+        &[&b":80"[..]],
+        &[&b"a\"b"[..]],
         &[&b"one.test"[..], &b"two.test"[..]],
     ] {
         assert_eq!(
