@@ -88,6 +88,8 @@ pub struct ClientRequest {
     pub(crate) stdin: RequestBody,
     pub(crate) data: RequestBody,
     pub(crate) error: Option<fcgi_core::Error>,
+    /// Whether the retry-once rule may send it again.
+    pub(crate) retry: bool,
 }
 
 impl ClientRequest {
@@ -99,6 +101,7 @@ impl ClientRequest {
             stdin: RequestBody::Empty,
             data: RequestBody::Empty,
             error: None,
+            retry: true,
         }
     }
 
@@ -200,14 +203,40 @@ impl ClientRequest {
         self
     }
 
-    /// A copy for a retry, if both bodies are replayable.
+    /// Whether the client may send this request a second time, on a fresh connection, when
+    /// the pooled connection it went out on dies before any response byte (the retry-once
+    /// rule; it also needs replayable bodies). Default `true`.
+    ///
+    /// Turn it off for requests whose effects must not happen twice: the application may have
+    /// read the whole request and acted on it before dying. nginx never retries
+    /// non-idempotent requests (POST, PATCH, LOCK) unless told to; `fcgi-http`'s gateway turns
+    /// this off for every method that is not idempotent.
+    ///
+    /// ```
+    /// use fcgi_driver::client::ClientRequest;
+    /// let post = ClientRequest::php_fpm("POST", "/var/www", "/buy.php", "")
+    ///     .stdin("qty=1")
+    ///     .retry_on_dead_connection(false);
+    /// # let _ = post;
+    /// ```
+    #[must_use]
+    pub fn retry_on_dead_connection(mut self, allowed: bool) -> Self {
+        self.retry = allowed;
+        self
+    }
+
+    /// A copy for a retry, if retrying is allowed and both bodies are replayable.
     pub(crate) fn replay(&self) -> Option<Self> {
+        if !self.retry {
+            return None;
+        }
         Some(Self {
             role: self.role,
             params: self.params.clone(),
             stdin: self.stdin.replay()?,
             data: self.data.replay()?,
             error: self.error,
+            retry: self.retry,
         })
     }
 }

@@ -64,6 +64,10 @@ enum Kind {
     Stream {
         first: Option<Bytes>,
         rest: Option<ChunkStream>,
+        /// Body bytes still due under the head's `Content-Length`, if it had one.
+        due: Option<u64>,
+        /// Body bytes passed on so far.
+        received: u64,
     },
 }
 
@@ -97,8 +101,14 @@ impl GatewayBody {
     }
 
     /// The rest of `response`'s `STDOUT`, after `first` (body bytes that came with the head).
-    /// At the end, `outcome` is filled in.
-    pub(crate) fn stream(first: Bytes, response: ClientResponse, outcome: Outcome) -> Self {
+    /// At the end, `outcome` is filled in. `content_length` is what the head announced (when
+    /// the response has a body at all): fewer bytes is an error, more are dropped.
+    pub(crate) fn stream(
+        first: Bytes,
+        response: ClientResponse,
+        outcome: Outcome,
+        content_length: Option<u64>,
+    ) -> Self {
         let rest = futures_util::stream::unfold(Some((response, outcome)), |state| async move {
             let (mut response, outcome) = state?;
             loop {
@@ -123,6 +133,8 @@ impl GatewayBody {
             kind: Kind::Stream {
                 first: (!first.is_empty()).then_some(first),
                 rest: Some(Box::pin(rest)),
+                due: content_length,
+                received: 0,
             },
         }
     }
@@ -143,10 +155,41 @@ pub(crate) fn report(end: &ResponseEnd) {
     }
 }
 
-/// The body failed: the FastCGI exchange broke after the response head was sent.
+/// The body failed after the response head was returned: an HTTP server then cuts the
+/// response off instead of presenting it as complete.
 #[derive(Debug, thiserror::Error)]
-#[error("FastCGI response body failed: {0}")]
-pub struct GatewayBodyError(#[from] pub ClientError);
+#[non_exhaustive]
+pub enum GatewayBodyError {
+    /// The FastCGI exchange broke (connection lost, timeout, protocol error).
+    #[error("FastCGI response body failed: {0}")]
+    Backend(#[from] ClientError),
+    /// The application ended its response before the `Content-Length` it announced.
+    #[error("FastCGI response body ended after {received} of the {expected} bytes announced")]
+    Short {
+        /// The announced length.
+        expected: u64,
+        /// The bytes received.
+        received: u64,
+    },
+}
+
+/// Applies the announced length to a piece of body: the part of it that is due (nginx, too,
+/// drops what goes beyond `Content-Length`, with a warning).
+fn within(due: &mut Option<u64>, received: &mut u64, mut piece: Bytes) -> Option<Bytes> {
+    if let Some(left) = due {
+        if piece.len() as u64 > *left {
+            tracing::warn!(
+                target: "fcgi_http::gateway",
+                extra = piece.len() as u64 - *left,
+                "FastCGI application sent more than its Content-Length; the rest is dropped"
+            );
+            piece.truncate(*left as usize);
+        }
+        *left -= piece.len() as u64;
+    }
+    *received += piece.len() as u64;
+    (!piece.is_empty()).then_some(piece)
+}
 
 impl Body for GatewayBody {
     type Data = Bytes;
@@ -158,23 +201,42 @@ impl Body for GatewayBody {
     ) -> Poll<Option<Result<Frame<Bytes>, GatewayBodyError>>> {
         match &mut self.get_mut().kind {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Stream { first, rest } => {
+            Kind::Stream {
+                first,
+                rest,
+                due,
+                received,
+            } => {
                 if let Some(b) = first.take() {
-                    return Poll::Ready(Some(Ok(Frame::data(b))));
-                }
-                let Some(stream) = rest else {
-                    return Poll::Ready(None);
-                };
-                match stream.as_mut().poll_next(cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(Frame::data(b)))),
-                    Poll::Ready(Some(Err(e))) => {
-                        *rest = None;
-                        Poll::Ready(Some(Err(GatewayBodyError(e))))
+                    if let Some(b) = within(due, received, b) {
+                        return Poll::Ready(Some(Ok(Frame::data(b))));
                     }
-                    Poll::Ready(None) => {
-                        *rest = None;
-                        Poll::Ready(None)
+                }
+                loop {
+                    let Some(stream) = rest else {
+                        return Poll::Ready(None);
+                    };
+                    match stream.as_mut().poll_next(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Some(Ok(b))) => {
+                            if let Some(b) = within(due, received, b) {
+                                return Poll::Ready(Some(Ok(Frame::data(b))));
+                            }
+                        }
+                        Poll::Ready(Some(Err(e))) => {
+                            *rest = None;
+                            return Poll::Ready(Some(Err(GatewayBodyError::Backend(e))));
+                        }
+                        Poll::Ready(None) => {
+                            *rest = None;
+                            if let Some(left @ 1..) = *due {
+                                return Poll::Ready(Some(Err(GatewayBodyError::Short {
+                                    expected: *received + left,
+                                    received: *received,
+                                })));
+                            }
+                            return Poll::Ready(None);
+                        }
                     }
                 }
             }
@@ -184,18 +246,22 @@ impl Body for GatewayBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
-            Kind::Stream { first, rest } => first.is_none() && rest.is_none(),
+            Kind::Stream { first, rest, .. } => first.is_none() && rest.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Stream { first, .. } => {
-                let mut hint = SizeHint::new();
-                hint.set_lower(first.as_ref().map_or(0, |b| b.len() as u64));
-                hint
-            }
+            Kind::Stream { first, due, .. } => match due {
+                // What is still due is exactly what the body will yield (or it fails).
+                Some(left) => SizeHint::with_exact(*left),
+                None => {
+                    let mut hint = SizeHint::new();
+                    hint.set_lower(first.as_ref().map_or(0, |b| b.len() as u64));
+                    hint
+                }
+            },
         }
     }
 }

@@ -39,6 +39,7 @@ use fcgi_driver::client::{Client, ClientRequest, ClientResponse, Connector};
 use fcgi_driver::runtime::Runtime;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use http::request::Parts;
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, Uri};
 use http_body::Body;
 use tower_service::Service;
@@ -156,18 +157,34 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
             params = build_params(&parts, upload.len, &conn, &config.cgi)
                 .map_err(GatewayError::Refused)?;
         }
+        // A request that is not idempotent (POST, PATCH, ...) is never sent twice: the
+        // application may have acted on it before its connection died (nginx's rule too).
         let mut request = ClientRequest::responder()
             .params_from(params)
-            .stdin(upload.body);
+            .stdin(upload.body)
+            .retry_on_dead_connection(parts.method.is_idempotent());
+        let upload_fault = upload.fault;
         let mut current = parts;
         let mut redirects = 0;
         loop {
-            let response = self.client.send(request).await?;
-            let (response, parsed) = read_head(response, config).await?;
+            // A failure caused by the client's own body is the client's (400), not the
+            // backend's.
+            let blame = |e: GatewayError| match upload_fault.take() {
+                Some(fault) => GatewayError::RequestBody(fault.into()),
+                None => e,
+            };
+            let response = self
+                .client
+                .send(request)
+                .await
+                .map_err(|e| blame(e.into()))?;
+            let (response, parsed) = read_head(response, config).await.map_err(blame)?;
             match parsed.head {
                 Head::Response(head) => {
                     let outcome = Outcome::default();
-                    let body = GatewayBody::stream(parsed.body, response, outcome.clone());
+                    let content_length = announced_length(&current.method, &head);
+                    let body =
+                        GatewayBody::stream(parsed.body, response, outcome.clone(), content_length);
                     let mut response = Response::from_parts(head, body);
                     response.extensions_mut().insert(outcome);
                     return Ok(response);
@@ -179,7 +196,7 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
                     }
                     tracing::debug!(target: "fcgi_http::gateway", location = %path, "local redirect");
                     drain(response).await;
-                    current = redirected(&current, Uri::from(path));
+                    current = redirected(&current, path);
                     let params = build_params(&current, None, &conn, &config.cgi)
                         .map_err(GatewayError::Refused)?;
                     request = ClientRequest::responder().params_from(params);
@@ -187,6 +204,24 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
             }
         }
     }
+}
+
+/// The body length a response head announces, when the response has a body at all (not for
+/// `HEAD`, 1xx, 204 or 304, whose `Content-Length` describes a body not sent).
+fn announced_length(method: &Method, head: &http::response::Parts) -> Option<u64> {
+    if method == Method::HEAD
+        || head.status.is_informational()
+        || head.status == http::StatusCode::NO_CONTENT
+        || head.status == http::StatusCode::NOT_MODIFIED
+    {
+        return None;
+    }
+    head.headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Reads `STDOUT` until the CGI head is complete.
@@ -242,11 +277,20 @@ async fn drain(mut response: ClientResponse) {
 /// The request a local redirect to `uri` stands for: RFC 3875 §6.2.2 has the server process
 /// the new location as a request of its own; like Apache's mod_cgi, we make it a `GET`
 /// without a body (the original body was the script's to consume), keeping the headers but
-/// those describing the body.
-fn redirected(previous: &Parts, uri: Uri) -> Parts {
+/// those describing the body. An absolute target (HTTP/2's `:authority`) keeps its scheme and
+/// authority, so that `HTTP_HOST` survives the redirect.
+fn redirected(previous: &Parts, path: PathAndQuery) -> Parts {
     let (mut parts, ()) = Request::new(()).into_parts();
     parts.method = Method::GET;
-    parts.uri = uri;
+    parts.uri = match (previous.uri.scheme(), previous.uri.authority()) {
+        (Some(scheme), Some(authority)) => Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query(path.clone())
+            .build()
+            .unwrap_or_else(|_| Uri::from(path)),
+        _ => Uri::from(path),
+    };
     parts.version = previous.version;
     parts.headers = previous.headers.clone();
     for name in [CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING] {

@@ -4,6 +4,7 @@
 
 use std::io::{self, Read, Seek, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes, BytesMut};
 use fcgi_driver::client::RequestBody;
@@ -22,6 +23,31 @@ const SPILL_READ_CHUNK: usize = 64 * 1024;
 pub(crate) struct Upload {
     pub(crate) len: Option<u64>,
     pub(crate) body: RequestBody,
+    /// Set when a streamed body fails on the client's side (so that the failure of the
+    /// FastCGI request it causes is reported as the client's, 400, not the backend's).
+    pub(crate) fault: Fault,
+}
+
+/// The client-side failure of a streamed body, if any.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fault(Arc<Mutex<Option<io::Error>>>);
+
+impl Fault {
+    fn set(&self, e: &io::Error) {
+        let copy = io::Error::new(e.kind(), e.to_string());
+        match self.0.lock() {
+            Ok(mut slot) => *slot = Some(copy),
+            Err(poisoned) => *poisoned.into_inner() = Some(copy),
+        }
+    }
+
+    /// The failure, if the body failed.
+    pub(crate) fn take(&self) -> Option<io::Error> {
+        match self.0.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }
+    }
 }
 
 /// The `content-length` of a request: `Ok(None)` when absent; an error when repeated with
@@ -110,6 +136,7 @@ where
             return Ok(Upload {
                 len: None,
                 body: RequestBody::Empty,
+                fault: Fault::default(),
             });
         }
         Length::Known(len) => return known(body, len, buffer_up_to).await,
@@ -144,6 +171,7 @@ where
             Ok(Upload {
                 len: Some(0),
                 body: RequestBody::Empty,
+                fault: Fault::default(),
             })
         } else {
             read_exact(body, 0).await
@@ -152,9 +180,11 @@ where
     if len <= buffer_up_to {
         return read_exact(body, len).await;
     }
+    let fault = Fault::default();
     Ok(Upload {
         len: Some(len),
-        body: RequestBody::stream(exact_stream(body, len)),
+        body: RequestBody::stream(exact_stream(body, len, fault.clone())),
+        fault,
     })
 }
 
@@ -166,7 +196,7 @@ where
     B::Error: Into<BoxError>,
 {
     use futures_util::StreamExt;
-    let mut stream = std::pin::pin!(exact_stream(body, len));
+    let mut stream = std::pin::pin!(exact_stream(body, len, Fault::default()));
     let mut kept = BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
     while let Some(piece) = stream.next().await {
         let piece = piece.map_err(|e| GatewayError::RequestBody(e.into()))?;
@@ -175,6 +205,7 @@ where
     Ok(Upload {
         len: Some(len),
         body: RequestBody::from(kept.freeze()),
+        fault: Fault::default(),
     })
 }
 
@@ -184,42 +215,48 @@ where
 fn exact_stream<B>(
     body: B,
     len: u64,
+    fault: Fault,
 ) -> impl futures_core::Stream<Item = io::Result<Bytes>> + Send + 'static
 where
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    futures_util::stream::unfold(Some((Box::pin(body), 0u64)), move |state| async move {
-        let (mut body, sent) = state?;
-        loop {
-            match body.frame().await {
-                None if sent == len => return None,
-                None => {
-                    let e = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("request body ended after {sent} of {len} bytes"),
-                    );
-                    return Some((Err(e), None));
-                }
-                Some(Err(e)) => return Some((Err(io::Error::other(e.into())), None)),
-                Some(Ok(frame)) => {
-                    let Ok(mut data) = frame.into_data() else {
-                        continue; // trailers: CGI has no place for them
-                    };
-                    let n = data.remaining();
-                    if n == 0 {
-                        continue;
+    futures_util::stream::unfold(Some((Box::pin(body), 0u64)), move |state| {
+        let fault = fault.clone();
+        async move {
+            let (mut body, sent) = state?;
+            let fail = |e: io::Error| {
+                fault.set(&e);
+                Some((Err(e), None))
+            };
+            loop {
+                match body.frame().await {
+                    None if sent == len => return None,
+                    None => {
+                        return fail(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("request body ended after {sent} of {len} bytes"),
+                        ));
                     }
-                    let total = sent + n as u64;
-                    if total > len {
-                        let e = io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("request body longer than its content-length {len}"),
-                        );
-                        return Some((Err(e), None));
+                    Some(Err(e)) => return fail(io::Error::other(e.into())),
+                    Some(Ok(frame)) => {
+                        let Ok(mut data) = frame.into_data() else {
+                            continue; // trailers: CGI has no place for them
+                        };
+                        let n = data.remaining();
+                        if n == 0 {
+                            continue;
+                        }
+                        let total = sent + n as u64;
+                        if total > len {
+                            return fail(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("request body longer than its content-length {len}"),
+                            ));
+                        }
+                        return Some((Ok(data.copy_to_bytes(n)), Some((body, total))));
                     }
-                    return Some((Ok(data.copy_to_bytes(n)), Some((body, total))));
                 }
             }
         }
@@ -292,6 +329,7 @@ where
     Ok(Upload {
         len: Some(total),
         body,
+        fault: Fault::default(),
     })
 }
 
