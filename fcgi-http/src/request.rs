@@ -217,7 +217,9 @@ const DROPPED: &[&str] = &[
 ///   and `ignore_invalid_headers on`: otherwise `X_Forwarded_For`, or `X.Forwarded.For` once
 ///   PHP has turned `.` into `_`, would land on the same variable as `X-Forwarded-For`);
 /// - `Proxy` and hop-by-hop headers, including those listed in `Connection` (see the
-///   `DROPPED` list in the source).
+///   `DROPPED` list in the source) — but `Connection` cannot remove `Host`,
+///   `Authorization`, `Cookie`, `Forwarded`, `X-Forwarded-*`, `X-Real-IP` or the content
+///   headers (a client could otherwise hide what a proxy in front of us added).
 ///
 /// Repeated headers are joined with `", "`, `Cookie` with `"; "` (which also reassembles
 /// HTTP/2 cookie crumbs), as nginx does since 1.23. `Content-Type` and `Content-Length` are
@@ -232,7 +234,8 @@ const DROPPED: &[&str] = &[
 ///
 /// The `Host` is checked as RFC 9112 §3.2 asks (and nginx does): an HTTP/1.1 request without
 /// one (and without an authority in its URI), with two, or with a value that is not
-/// `host[:port]` is refused with [`MapError::InvalidHost`].
+/// `host[:port]` is refused with [`MapError::InvalidHost`]; so is an absolute target's (or
+/// HTTP/2 `:authority`'s) authority that is not `host[:port]` (userinfo included).
 ///
 /// # Errors
 ///
@@ -408,14 +411,15 @@ fn join_values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Cow<'a, 
 
 fn push_headers(p: &mut Params, req: &Parts) -> Result<(), MapError> {
     let headers = &req.headers;
-    // Header names listed in `Connection` (compared without regard to case).
+    // Header names listed in `Connection` (compared without regard to case), except those a
+    // client must not be able to hide from the application this way (see `PROTECTED`).
     let listed: Vec<&str> = headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|s| s.split(','))
         .map(str::trim)
-        .filter(|t| !t.is_empty())
+        .filter(|t| !t.is_empty() && !is_protected(t))
         .collect();
     check_host(req)?;
     if !headers.contains_key(http::header::HOST) {
@@ -446,6 +450,27 @@ fn push_headers(p: &mut Params, req: &Parts) -> Result<(), MapError> {
     Ok(())
 }
 
+/// End-to-end headers that `Connection` cannot remove: RFC 9110 §7.6.1 has an intermediary
+/// drop the fields `Connection` names, which would let a client strip `Host`, its
+/// credentials, or the `X-Forwarded-*` a proxy in front of us added (the hop-by-hop header
+/// abuse). nginx ignores `Connection` tokens altogether; we honour them for everything else.
+const PROTECTED: &[&str] = &[
+    "host",
+    "authorization",
+    "cookie",
+    "forwarded",
+    "x-real-ip",
+    "content-type",
+    "content-length",
+];
+
+fn is_protected(name: &str) -> bool {
+    PROTECTED.iter().any(|p| p.eq_ignore_ascii_case(name))
+        || name
+            .get(..12)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("x-forwarded-"))
+}
+
 /// Whether a header name may become an `HTTP_*` variable: letters, digits and `-` only
 /// (nginx's `ignore_invalid_headers on`). Any other byte could make two names land on one
 /// variable: `X_Forwarded_For` and, through PHP turning `.` into `_`, `X.Forwarded.For` would
@@ -462,6 +487,10 @@ fn is_plain_name(name: &str) -> bool {
 /// reg-name or IP literal without `/`, `@`, whitespace, or an empty label (`..`), and a
 /// numeric port. nginx answers 400 to the same requests.
 fn check_host(req: &Parts) -> Result<(), MapError> {
+    // An absolute target's authority (HTTP/2's `:authority`) is a Host too.
+    if let Some(authority) = req.uri.authority() {
+        check_host_value(authority.as_str().as_bytes())?;
+    }
     let mut hosts = req.headers.get_all(http::header::HOST).iter();
     let Some(host) = hosts.next() else {
         return match req.version {
@@ -472,7 +501,11 @@ fn check_host(req: &Parts) -> Result<(), MapError> {
     if hosts.next().is_some() {
         return Err(MapError::InvalidHost);
     }
-    let host = host.as_bytes();
+    check_host_value(host.as_bytes())
+}
+
+/// `host[:port]`, as [`check_host`] describes it.
+fn check_host_value(host: &[u8]) -> Result<(), MapError> {
     if host.is_empty()
         || host.contains(&b'@')
         || host.windows(2).any(|w| w == b"..")

@@ -45,6 +45,7 @@ pub const DEFAULT_MAX_HEAD_LEN: usize = 64 * 1024;
 
 /// What to do with a local redirect (`Location: /path` without `Status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum LocalRedirect {
     /// Return [`Head::InternalRedirect`] so that the gateway serves the path itself, as
     /// RFC 3875 §6.2.2 asks of the server. This is the default.

@@ -584,3 +584,93 @@ async fn a_stalled_body_the_gateway_reads_first_is_408() {
         assert_eq!(err.status(), StatusCode::REQUEST_TIMEOUT);
     }
 }
+
+#[tokio::test]
+async fn a_streamed_body_that_goes_idle_is_408_and_frees_the_worker() {
+    let Some(fpm) = start(Socket::Tcp) else {
+        return;
+    };
+    let gw = gateway_with(&fpm, ClientOptions::default(), |c| {
+        c.body_read_timeout = Duration::from_millis(300);
+    });
+    // 100 kB (over the 64 KiB read-first limit: streamed) of a declared 200 kB, then nothing.
+    let first = futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from(vec![
+            b'x';
+            100_000
+        ])))]);
+    let stalled = StreamBody::new(futures_util::StreamExt::chain(
+        first,
+        futures_util::stream::pending(),
+    ));
+    let request = Request::post("/post.php")
+        .header("host", "gateway.test")
+        .header("content-length", "200000")
+        .body(stalled)
+        .unwrap();
+    let err = gw.serve(request).await.unwrap_err();
+    assert!(matches!(err, GatewayError::BodyTimeout), "{err:?}");
+    assert_eq!(err.status(), StatusCode::REQUEST_TIMEOUT);
+    // The worker it held is free again: both workers answer at once.
+    let (a, b) = tokio::join!(
+        gw.serve(
+            Request::get("/server.php")
+                .header("host", "gateway.test")
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        ),
+        gw.serve(
+            Request::get("/server.php")
+                .header("host", "gateway.test")
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        ),
+    );
+    assert_eq!(a.unwrap().status(), StatusCode::OK);
+    assert_eq!(b.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_head_response_is_finished_in_the_background_with_its_outcome() {
+    let Some(fpm) = start(Socket::Tcp) else {
+        return;
+    };
+    let gw = gateway(&fpm);
+    for (path, status, stderr) in [
+        ("/server.php", StatusCode::OK, ""),
+        (
+            "/missing.php",
+            StatusCode::NOT_FOUND,
+            "Primary script unknown",
+        ),
+    ] {
+        let response = gw
+            .serve(
+                Request::head(path)
+                    .header("host", "gateway.test")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status);
+        let outcome = response.extensions().get::<Outcome>().cloned().unwrap();
+        // Nobody reads a HEAD response's body (hyper drops it): drop it unread.
+        drop(response);
+        let mut end = None;
+        for _ in 0..500 {
+            end = outcome.end();
+            if end.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let end = end.expect("the request was finished in the background");
+        assert_eq!(end.app_status, 0);
+        assert!(
+            String::from_utf8_lossy(&end.stderr).contains(stderr),
+            "{end:?}"
+        );
+    }
+    // Both ran on one kept connection.
+    assert_eq!(gw.client().connections(), 1);
+}

@@ -154,3 +154,51 @@ async fn retries_run_out_and_the_503_error_comes_through() {
         "the first attempt and two retries"
     );
 }
+
+/// An application that accepts connections and never answers.
+async fn silent_app() -> Backend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    Backend::Tcp(addr)
+}
+
+#[tokio::test]
+async fn errors_as_responses_sits_on_top_of_other_layers() {
+    use fcgi_http::gateway::ErrorsAsResponses;
+    use tower::timeout::{Timeout, error::Elapsed};
+    let backend = silent_app().await;
+    let stack = || {
+        Timeout::new(
+            gateway(backend.clone()),
+            std::time::Duration::from_millis(200),
+        )
+    };
+
+    // tower's `Elapsed` classified as a gateway timeout.
+    let service = ErrorsAsResponses::new(stack())
+        .with_classifier(|e| e.is::<Elapsed>().then_some(StatusCode::GATEWAY_TIMEOUT));
+    let response = service.oneshot(request()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+
+    // Unclassified errors of other layers are 500.
+    let response = ErrorsAsResponses::new(stack())
+        .oneshot(request())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+
+    // The gateway's own errors keep their status through a boxing layer: OVERLOADED → 503.
+    let (refusing, _) = app(usize::MAX).await;
+    let boxed = Timeout::new(gateway(refusing), std::time::Duration::from_secs(10));
+    let response = ErrorsAsResponses::new(boxed)
+        .oneshot(request())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}

@@ -245,6 +245,8 @@ const HOP_BY_HOP: &[&[u8]] = &[
     b"CONNECTION",
     b"KEEP_ALIVE",
     b"PROXY_CONNECTION",
+    b"TE",
+    b"TRAILER",
     b"TRANSFER_ENCODING",
     b"UPGRADE",
 ];

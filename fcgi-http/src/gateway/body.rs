@@ -40,7 +40,7 @@ impl Outcome {
         }
     }
 
-    fn set(&self, end: ResponseEnd) {
+    pub(crate) fn set(&self, end: ResponseEnd) {
         match self.end.lock() {
             Ok(mut slot) => *slot = Some(end),
             Err(poisoned) => *poisoned.into_inner() = Some(end),

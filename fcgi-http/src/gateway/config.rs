@@ -83,8 +83,9 @@ pub struct GatewayConfig {
     pub buffer_body_up_to: u64,
     /// Longest the client may take to send a body the gateway reads before sending the
     /// request (bodies up to [`buffer_body_up_to`](Self::buffer_body_up_to), and bodies of
-    /// unknown length): `408 Request Timeout` beyond. A streamed body is bounded by the
-    /// client's `read_timeout` instead (the application waits for it, silent). Default 60 s.
+    /// unknown length), and longest a streamed body may go without a byte: `408 Request
+    /// Timeout` beyond (a trickling client must not hold an application worker forever).
+    /// Default 60 s.
     pub body_read_timeout: Duration,
     /// Local redirects (`Location: /path` without `Status`) followed for one request before
     /// giving up with `502` (nginx stops a cycle at 10 as well). Default 10.

@@ -82,11 +82,8 @@ impl GatewayError {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Spill(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Backend(ClientError::Overloaded) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Backend(ClientError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Backend(_) | Self::BadResponse(_) | Self::RedirectLoop(_) => {
-                StatusCode::BAD_GATEWAY
-            }
+            Self::Backend(e) => backend_status(e),
+            Self::BadResponse(_) | Self::RedirectLoop(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -94,6 +91,16 @@ impl GatewayError {
     /// details stay out of it (they are for logs, not for clients).
     pub fn to_response(&self) -> http::Response<GatewayBody> {
         status_response(self.status())
+    }
+}
+
+/// The status for a failed FastCGI exchange: 503 for `OVERLOADED`, 504 for a timeout, 502
+/// for the rest.
+fn backend_status(e: &ClientError) -> StatusCode {
+    match e {
+        ClientError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        ClientError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -115,17 +122,45 @@ fn status_response(status: StatusCode) -> http::Response<GatewayBody> {
     }
 }
 
-/// Wraps a gateway so that its errors become responses ([`GatewayError::to_response`]) and
-/// the service never fails: what an HTTP server wants to serve. Each error is logged as a
-/// `tracing` event (warn for backend faults, debug for client faults).
+/// Wraps a gateway, or a tower stack around one, so that its errors become responses and
+/// the service never fails: what an HTTP server wants to serve. Put it outermost.
 ///
-/// Keep the unwrapped [`Gateway`](super::Gateway) under tower layers that act on errors
-/// (retry, balance), and put this outermost.
-#[derive(Debug, Clone)]
+/// The status of an error is found by walking it and its sources: a [`GatewayError`] gives
+/// [`GatewayError::status`], a bare `ClientError` the same mapping (503 for `OVERLOADED`,
+/// 504 for timeouts, 502 otherwise), an `io::Error` of kind `TimedOut` 504. Errors of other
+/// layers are passed to the classifier set with [`with_classifier`](Self::with_classifier)
+/// (tower's own error types cannot be named here without tying this crate to tokio), and are
+/// otherwise 500. Each error is logged as a `tracing` event (warn for server faults, debug
+/// for client faults).
+///
+/// ```
+/// # fn wrap<S>(stack: S) -> fcgi_http::gateway::ErrorsAsResponses<S> {
+/// use fcgi_http::gateway::ErrorsAsResponses;
+/// use http::StatusCode;
+/// // E.g. `stack` = ServiceBuilder::new().timeout(..).load_shed().service(gateway):
+/// ErrorsAsResponses::new(stack).with_classifier(|e| {
+///     // e.is::<tower::timeout::error::Elapsed>() ...
+///     (e.to_string() == "request timed out").then_some(StatusCode::GATEWAY_TIMEOUT)
+/// })
+/// # }
+/// ```
+#[derive(Clone)]
 pub struct ErrorsAsResponses<S> {
     inner: S,
+    classify: Classifier,
     /// A readiness error, answered by the next `call` instead of calling `inner`.
     not_ready: Option<StatusCode>,
+}
+
+/// Maps an error the gateway does not know to a status.
+type Classifier = fn(&(dyn std::error::Error + 'static)) -> Option<StatusCode>;
+
+impl<S: std::fmt::Debug> std::fmt::Debug for ErrorsAsResponses<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErrorsAsResponses")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> ErrorsAsResponses<S> {
@@ -133,8 +168,17 @@ impl<S> ErrorsAsResponses<S> {
     pub fn new(inner: S) -> Self {
         Self {
             inner,
+            classify: |_| None,
             not_ready: None,
         }
+    }
+
+    /// Sets how errors this crate does not know (those of other tower layers) map to a
+    /// status; `None` from it means 500. It is asked about the error and each of its sources.
+    #[must_use]
+    pub fn with_classifier(mut self, classify: Classifier) -> Self {
+        self.classify = classify;
+        self
     }
 
     /// The wrapped service.
@@ -143,9 +187,41 @@ impl<S> ErrorsAsResponses<S> {
     }
 }
 
+/// The status for `error` (see [`ErrorsAsResponses`]).
+fn status_of(error: &(dyn std::error::Error + 'static), classify: Classifier) -> StatusCode {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(g) = e.downcast_ref::<GatewayError>() {
+            return g.status();
+        }
+        if let Some(c) = e.downcast_ref::<ClientError>() {
+            return backend_status(c);
+        }
+        if let Some(status) = classify(e) {
+            return status;
+        }
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return StatusCode::GATEWAY_TIMEOUT;
+        }
+        next = e.source();
+    }
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
+fn log(status: StatusCode, error: &(dyn std::error::Error + 'static)) {
+    if status.is_server_error() {
+        tracing::warn!(target: "fcgi_http::gateway", status = status.as_u16(), %error, "FastCGI gateway error");
+    } else {
+        tracing::debug!(target: "fcgi_http::gateway", status = status.as_u16(), %error, "request refused");
+    }
+}
+
 impl<S, Req> Service<Req> for ErrorsAsResponses<S>
 where
-    S: Service<Req, Response = http::Response<GatewayBody>, Error = GatewayError>,
+    S: Service<Req, Response = http::Response<GatewayBody>>,
+    S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
     type Response = http::Response<GatewayBody>;
@@ -159,8 +235,10 @@ where
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
             // The inner service may not be called now; the next `call` answers the error.
             Poll::Ready(Err(error)) => {
-                tracing::warn!(target: "fcgi_http::gateway", %error, "FastCGI gateway not ready");
-                self.not_ready = Some(error.status());
+                let error: BoxError = error.into();
+                let status = status_of(&*error, self.classify);
+                log(status, &*error);
+                self.not_ready = Some(status);
                 Poll::Ready(Ok(()))
             }
         }
@@ -170,17 +248,16 @@ where
         if let Some(status) = self.not_ready.take() {
             return Box::pin(std::future::ready(Ok(status_response(status))));
         }
+        let classify = self.classify;
         let future = self.inner.call(request);
         Box::pin(async move {
             Ok(match future.await {
                 Ok(response) => response,
                 Err(error) => {
-                    if error.status().is_server_error() {
-                        tracing::warn!(target: "fcgi_http::gateway", status = error.status().as_u16(), %error, "FastCGI gateway error");
-                    } else {
-                        tracing::debug!(target: "fcgi_http::gateway", status = error.status().as_u16(), %error, "request refused");
-                    }
-                    error.to_response()
+                    let error: BoxError = error.into();
+                    let status = status_of(&*error, classify);
+                    log(status, &*error);
+                    status_response(status)
                 }
             })
         })

@@ -37,7 +37,9 @@ use std::task::{Context, Poll};
 
 use fcgi_driver::client::{Client, ClientRequest, ClientResponse, Connector};
 use fcgi_driver::runtime::Runtime;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::header::{
+    CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING,
+};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, Uri};
@@ -51,9 +53,10 @@ pub use error::{BoxError, ErrorsAsResponses, GatewayError};
 use crate::request::{ConnInfo, build_params};
 use crate::response::{CgiResponseParser, Head, ParsedHead};
 
-/// Body bytes after a local-redirect head that are read (and discarded) so that the
-/// connection stays usable; a longer body closes it instead.
-const REDIRECT_DRAIN_LIMIT: usize = 64 * 1024;
+/// Body bytes nobody will read (after a local-redirect head, or of a `HEAD`/204/304 response)
+/// that are read and discarded so that the connection stays usable; a longer body closes it
+/// instead.
+const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// An HTTP service backed by a FastCGI application; see the [module docs](self).
 ///
@@ -140,7 +143,13 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
         // The path is mapped (and a bad one refused) before any body byte is read.
         let mut params = build_params(&parts, length.content_length(), &conn, &config.cgi)
             .map_err(GatewayError::Refused)?;
+        let runtime = self.client.runtime().clone();
+        let idle = upload::Idle {
+            limit: config.body_read_timeout,
+            sleep: Arc::new(move |d| runtime.sleep(d)),
+        };
         let prepare = std::pin::pin!(upload::prepare(
+            idle,
             length,
             body,
             config.max_body_bytes,
@@ -170,6 +179,9 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
             // A failure caused by the client's own body is the client's (400), not the
             // backend's.
             let blame = |e: GatewayError| match upload_fault.take() {
+                Some(fault) if fault.kind() == std::io::ErrorKind::TimedOut => {
+                    GatewayError::BodyTimeout
+                }
                 Some(fault) => GatewayError::RequestBody(fault.into()),
                 None => e,
             };
@@ -182,9 +194,21 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
             match parsed.head {
                 Head::Response(head) => {
                     let outcome = Outcome::default();
-                    let content_length = announced_length(&current.method, &head);
-                    let body =
-                        GatewayBody::stream(parsed.body, response, outcome.clone(), content_length);
+                    let body = if has_body(&current.method, head.status) {
+                        let content_length = announced_length(&head);
+                        GatewayBody::stream(parsed.body, response, outcome.clone(), content_length)
+                    } else {
+                        // HTTP servers never read this body: finish the FastCGI request in
+                        // the background so that its connection is kept and its STDERR and
+                        // status still reach the log and the `Outcome`.
+                        let outcome = outcome.clone();
+                        self.client.runtime().spawn(Box::pin(async move {
+                            if let Some(end) = drain(response).await {
+                                outcome.set(end);
+                            }
+                        }));
+                        GatewayBody::empty()
+                    };
                     let mut response = Response::from_parts(head, body);
                     response.extensions_mut().insert(outcome);
                     return Ok(response);
@@ -195,7 +219,7 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
                         return Err(GatewayError::RedirectLoop(config.max_internal_redirects));
                     }
                     tracing::debug!(target: "fcgi_http::gateway", location = %path, "local redirect");
-                    drain(response).await;
+                    let _ = drain(response).await;
                     current = redirected(&current, path);
                     let params = build_params(&current, None, &conn, &config.cgi)
                         .map_err(GatewayError::Refused)?;
@@ -206,16 +230,17 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
     }
 }
 
-/// The body length a response head announces, when the response has a body at all (not for
-/// `HEAD`, 1xx, 204 or 304, whose `Content-Length` describes a body not sent).
-fn announced_length(method: &Method, head: &http::response::Parts) -> Option<u64> {
-    if method == Method::HEAD
-        || head.status.is_informational()
-        || head.status == http::StatusCode::NO_CONTENT
-        || head.status == http::StatusCode::NOT_MODIFIED
-    {
-        return None;
-    }
+/// Whether a response to `method` with `status` has a body (not for `HEAD`, 1xx, 204 or 304,
+/// whose `Content-Length` describes a body not sent).
+fn has_body(method: &Method, status: http::StatusCode) -> bool {
+    method != Method::HEAD
+        && !status.is_informational()
+        && status != http::StatusCode::NO_CONTENT
+        && status != http::StatusCode::NOT_MODIFIED
+}
+
+/// The body length a response head announces.
+fn announced_length(head: &http::response::Parts) -> Option<u64> {
     head.headers
         .get(CONTENT_LENGTH)?
         .to_str()
@@ -253,25 +278,21 @@ async fn read_head(
     }
 }
 
-/// Reads and discards what follows a local-redirect head, so that the connection can serve
-/// the next request; past [`REDIRECT_DRAIN_LIMIT`] bytes the response is dropped instead
-/// (which aborts the request or closes the connection).
-async fn drain(mut response: ClientResponse) {
+/// Reads and discards a body nobody will read (after a local-redirect head, or of a response
+/// without a body), so that the connection can serve the next request, and reports how the
+/// request ended; past [`DRAIN_LIMIT`] bytes the response is dropped instead (which aborts
+/// the request or closes the connection).
+async fn drain(mut response: ClientResponse) -> Option<fcgi_driver::client::ResponseEnd> {
     let mut seen = 0usize;
     while let Some(piece) = response.chunk().await {
-        match piece {
-            Ok(piece) => {
-                seen += piece.len();
-                if seen > REDIRECT_DRAIN_LIMIT {
-                    return;
-                }
-            }
-            Err(_) => return,
+        seen += piece.ok()?.len();
+        if seen > DRAIN_LIMIT {
+            return None;
         }
     }
-    if let Ok(end) = response.finish().await {
-        body::report(&end);
-    }
+    let end = response.finish().await.ok()?;
+    body::report(&end);
+    Some(end)
 }
 
 /// The request a local redirect to `uri` stands for: RFC 3875 §6.2.2 has the server process
@@ -293,7 +314,14 @@ fn redirected(previous: &Parts, path: PathAndQuery) -> Parts {
     };
     parts.version = previous.version;
     parts.headers = previous.headers.clone();
-    for name in [CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING] {
+    for name in [
+        CONTENT_LENGTH,
+        CONTENT_TYPE,
+        CONTENT_ENCODING,
+        CONTENT_LANGUAGE,
+        TRANSFER_ENCODING,
+        EXPECT,
+    ] {
         parts.headers.remove(name);
     }
     parts

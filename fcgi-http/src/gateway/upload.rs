@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes, BytesMut};
 use fcgi_driver::client::RequestBody;
+use fcgi_driver::runtime::BoxFuture;
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use http_body::Body;
@@ -73,6 +74,13 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, GatewayError> {
     Ok(found)
 }
 
+/// The longest a streamed body may go without a byte, and the runtime's timer.
+#[derive(Clone)]
+pub(crate) struct Idle {
+    pub(crate) limit: std::time::Duration,
+    pub(crate) sleep: Arc<dyn Fn(std::time::Duration) -> BoxFuture<()> + Send + Sync>,
+}
+
 /// What is known of a body's length before reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Length {
@@ -120,6 +128,7 @@ pub(crate) fn length<B: Body>(
 
 /// Prepares the body for `FCGI_STDIN` according to its [`Length`].
 pub(crate) async fn prepare<B>(
+    idle: Idle,
     length: Length,
     body: B,
     max_body: Option<u64>,
@@ -139,7 +148,7 @@ where
                 fault: Fault::default(),
             });
         }
-        Length::Known(len) => return known(body, len, buffer_up_to).await,
+        Length::Known(len) => return known(idle, body, len, buffer_up_to).await,
         Length::Unknown => {}
     }
     match unknown {
@@ -159,7 +168,7 @@ where
 /// A body of known length: read first when small (so that the request can be replayed on
 /// a fresh connection, and a slow client does not hold an application worker), streamed
 /// otherwise.
-async fn known<B>(body: B, len: u64, buffer_up_to: u64) -> Result<Upload, GatewayError>
+async fn known<B>(idle: Idle, body: B, len: u64, buffer_up_to: u64) -> Result<Upload, GatewayError>
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -183,7 +192,7 @@ where
     let fault = Fault::default();
     Ok(Upload {
         len: Some(len),
-        body: RequestBody::stream(exact_stream(body, len, fault.clone())),
+        body: RequestBody::stream(exact_stream(body, len, fault.clone(), Some(idle))),
         fault,
     })
 }
@@ -196,7 +205,7 @@ where
     B::Error: Into<BoxError>,
 {
     use futures_util::StreamExt;
-    let mut stream = std::pin::pin!(exact_stream(body, len, Fault::default()));
+    let mut stream = std::pin::pin!(exact_stream(body, len, Fault::default(), None));
     let mut kept = BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
     while let Some(piece) = stream.next().await {
         let piece = piece.map_err(|e| GatewayError::RequestBody(e.into()))?;
@@ -216,6 +225,7 @@ fn exact_stream<B>(
     body: B,
     len: u64,
     fault: Fault,
+    idle: Option<Idle>,
 ) -> impl futures_core::Stream<Item = io::Result<Bytes>> + Send + 'static
 where
     B: Body + Send + 'static,
@@ -224,6 +234,7 @@ where
 {
     futures_util::stream::unfold(Some((Box::pin(body), 0u64)), move |state| {
         let fault = fault.clone();
+        let idle = idle.clone();
         async move {
             let (mut body, sent) = state?;
             let fail = |e: io::Error| {
@@ -231,7 +242,22 @@ where
                 Some((Err(e), None))
             };
             loop {
-                match body.frame().await {
+                let frame = match &idle {
+                    None => body.frame().await,
+                    Some(idle) => {
+                        let timer = (idle.sleep)(idle.limit);
+                        match futures_util::future::select(body.frame(), timer).await {
+                            futures_util::future::Either::Left((frame, _)) => frame,
+                            futures_util::future::Either::Right(((), _)) => {
+                                return fail(io::Error::new(
+                                    io::ErrorKind::TimedOut,
+                                    format!("request body idle for {:?}", idle.limit),
+                                ));
+                            }
+                        }
+                    }
+                };
+                match frame {
                     None if sent == len => return None,
                     None => {
                         return fail(io::Error::new(
