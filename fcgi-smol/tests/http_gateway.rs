@@ -85,3 +85,65 @@ fn gateway_on_async_std() {
     });
     async_std::task::block_on(round_trips(gateway(&fpm, rt)));
 }
+
+/// Both halves of fcgi-http on smol: a tower service served as a FastCGI application
+/// (`ServiceHandler` on `fcgi_smol::server`) behind the gateway (`fcgi_smol::client`), over a
+/// Unix socket; the request crosses HTTP → CGI params → HTTP and back.
+#[test]
+fn service_behind_the_gateway_on_smol() {
+    use fcgi_http::app::{RequestBody, ServiceHandler};
+    use fcgi_smol::server::ServerOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("app.sock");
+    let ex = std::sync::Arc::new(smol::Executor::new());
+    let spawner = std::sync::Arc::clone(&ex);
+    let rt = SmolRuntime::new(move |f| spawner.spawn(f).detach());
+
+    // The application: echoes method, path, a header and the body.
+    let echo = tower::service_fn(|request: http::Request<RequestBody>| async move {
+        let (parts, body) = request.into_parts();
+        let body = body.collect().await?.to_bytes();
+        let text = format!(
+            "{} {} x-demo={} body={}",
+            parts.method,
+            parts.uri.path(),
+            parts
+                .headers
+                .get("x-demo")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-"),
+            String::from_utf8_lossy(&body)
+        );
+        Ok::<_, std::io::Error>(http::Response::new(Full::new(Bytes::from(text))))
+    });
+    let listener = fcgi_smol::Listener::bind_unix(&socket).unwrap();
+    let server = fcgi_smol::server(rt.clone(), ServerOptions::default());
+    ex.spawn(async move {
+        let _ = server.serve(listener, ServiceHandler::new(echo)).await;
+    })
+    .detach();
+
+    let client = fcgi_smol::client(rt, Backend::Unix(socket.clone()), ClientOptions::default());
+    let gateway = Gateway::new(
+        client,
+        GatewayConfig::new("/srv", ScriptResolution::FrontController("app".into())),
+    );
+    let text = smol::block_on(ex.run(async move {
+        let response = gateway
+            .serve(
+                http::Request::post("/orders/7?x=1")
+                    .header("host", "smol.test")
+                    .header("x-demo", "42")
+                    .header("content-length", "5")
+                    .body(Full::new(Bytes::from_static(b"hello")))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    }));
+    assert_eq!(text, "POST /orders/7 x-demo=42 body=hello");
+}
