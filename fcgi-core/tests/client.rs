@@ -822,3 +822,58 @@ fn round_trip_filter() {
         ]
     );
 }
+
+/// `send_params` copies the pre-encoded pairs; its output must be byte-for-byte what adding
+/// the same pairs one by one with `send_param` gives: packed into records, a pair split only
+/// when it is larger than a record, after whatever pairs were already staged.
+#[test]
+fn send_params_writes_exactly_what_send_param_writes() {
+    let big = vec![b'v'; 70_000];
+    let medium = vec![b'm'; 30_000];
+    let sets: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![
+        vec![],
+        vec![
+            (b"A".to_vec(), b"1".to_vec()),
+            (b"EMPTY".to_vec(), Vec::new()),
+        ],
+        (0..40)
+            .map(|i| (format!("HTTP_X_{i}").into_bytes(), vec![b'a'; 200 * i]))
+            .collect(),
+        vec![
+            (b"SMALL".to_vec(), b"x".to_vec()),
+            (b"BIG".to_vec(), big.clone()),
+            (b"AFTER".to_vec(), b"y".to_vec()),
+        ],
+        vec![
+            (b"M1".to_vec(), medium.clone()),
+            (b"M2".to_vec(), medium.clone()),
+            (b"M3".to_vec(), medium),
+        ],
+    ];
+    for (n, pairs) in sets.iter().enumerate() {
+        let mut params = Params::new();
+        for (name, value) in pairs {
+            params.push(name, value).unwrap();
+        }
+        let wire = |bulk: bool| {
+            let mut c = ClientConnection::new(ClientConfig::default());
+            let id = c.begin_request(Role::Responder, false).unwrap();
+            // One pair staged before, so that both paths start mid-record.
+            c.send_param(id, b"FIRST", b"0").unwrap();
+            if bulk {
+                c.send_params(id, &params).unwrap();
+            } else {
+                for (name, value) in params.iter() {
+                    c.send_param(id, name, value).unwrap();
+                }
+            }
+            c.end_params(id).unwrap();
+            let mut out = Vec::new();
+            while let Some(b) = c.poll_transmit() {
+                out.extend_from_slice(&b);
+            }
+            out
+        };
+        assert_eq!(wire(true), wire(false), "param set {n}");
+    }
+}

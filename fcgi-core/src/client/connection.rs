@@ -207,11 +207,37 @@ impl ClientConnection {
         Ok(())
     }
 
-    /// Adds every pair of `params`, in order.
+    /// Adds every pair of `params`, in order. The pairs are already in wire format, so they
+    /// are copied as they are (in one piece when they fit in the record being filled), never
+    /// re-encoded; a pair is still never split across records unless it is larger than one.
     pub fn send_params(&mut self, id: u16, params: &crate::Params) -> Result<(), Error> {
         self.request_in(id, Phase::Params)?;
-        for (name, value) in params.iter() {
-            self.send_param(id, name, value)?;
+        let max = self.link.padding.max_content_len();
+        if self.stage_id != id {
+            self.flush_stage();
+            self.stage_id = id;
+        }
+        let wire = params.indexed_wire();
+        if self.stage.len() + wire.len() <= max {
+            self.stage.extend_from_slice(wire);
+            return Ok(());
+        }
+        for pair in params.wire_pairs() {
+            if self.stage.len() + pair.len() > max {
+                self.flush_stage();
+                self.stage_id = id;
+            }
+            if pair.len() <= max {
+                self.stage.extend_from_slice(pair);
+                continue;
+            }
+            // A pair larger than one record: split it, the only way to send it at all.
+            for piece in pair.chunks(max) {
+                let padding = self.link.padding;
+                self.link
+                    .transmit
+                    .push_record(RecordType::Params, id, piece, padding);
+            }
         }
         Ok(())
     }

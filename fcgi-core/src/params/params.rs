@@ -150,6 +150,15 @@ impl Params {
         })
     }
 
+    /// The wire bytes of the indexed pairs (all of them, for a complete `Params`).
+    pub(crate) fn indexed_wire(&self) -> &[u8] {
+        let end = self
+            .entries
+            .last()
+            .map_or(0, |e| e.name + e.name_len + e.value_len);
+        &self.wire[..end]
+    }
+
     /// Appends raw wire bytes (not yet indexed; see `index_from`).
     pub(crate) fn extend_wire(&mut self, bytes: &[u8]) {
         self.wire.extend_from_slice(bytes);

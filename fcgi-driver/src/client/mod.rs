@@ -176,11 +176,9 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
                 continue;
             };
             let key = g.register(id);
-            for (name, value) in request.params.iter() {
-                g.conn
-                    .send_param(id, name, value)
-                    .map_err(ClientError::InvalidRequest)?;
-            }
+            g.conn
+                .send_params(id, &request.params)
+                .map_err(ClientError::InvalidRequest)?;
             g.conn.end_params(id).map_err(ClientError::Protocol)?;
             let role = request.role;
             let stdin = (role != Role::Authorizer).then_some(request.stdin);
