@@ -22,7 +22,8 @@
 //! HTTP → CGI params (`fcgi_http::request`) in the gateway, then CGI params → HTTP
 //! (`fcgi_http::app::request_parts`) in the application.
 //!
-//! Options: `--listen ADDR` (default `127.0.0.1:8080`; port 0 picks a free one),
+//! Options: `--listen ADDR` (default `127.0.0.1:8080`, or a free port when that one is taken;
+//! port 0 picks a free one),
 //! `--fastcgi tcp:HOST:PORT|unix:PATH` to put the FastCGI application on a given address
 //! (default: a Unix socket in a temporary directory; on TCP, nginx or `cgi-fcgi` can talk to it
 //! too), `--self-test`.
@@ -64,6 +65,8 @@ const MAX_ECHO_BODY: usize = 1024 * 1024;
 /// The command line.
 struct Options {
     listen: SocketAddr,
+    /// `--listen` was given (otherwise a busy default port falls back to a free one).
+    listen_given: bool,
     fastcgi: Option<Backend>,
     self_test: bool,
 }
@@ -73,12 +76,16 @@ impl Options {
     fn parse(mut args: Args) -> Result<Option<Self>, UsageError> {
         let mut options = Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen_given: false,
             fastcgi: None,
             self_test: false,
         };
         while let Some(flag) = args.next_flag() {
             match flag.as_str() {
-                "--listen" => options.listen = args.value(&flag)?,
+                "--listen" => {
+                    options.listen = args.value(&flag)?;
+                    options.listen_given = true;
+                }
                 "--fastcgi" => options.fastcgi = Some(args.value(&flag)?),
                 "--self-test" => options.self_test = true,
                 "-h" | "--help" => return Ok(None),
@@ -213,7 +220,19 @@ async fn run(options: Options) -> Result<(), BoxError> {
     let gateway = Gateway::new(client.clone(), config).errors_as_responses();
 
     // 3. The HTTP server.
-    let listener = common::bind(options.listen).await?;
+    let listener = match common::bind(options.listen).await {
+        Ok(listener) => listener,
+        // The demo must run anywhere: when the default port is taken, take any free one
+        // (the URL printed below says which).
+        Err(e) if !options.listen_given => {
+            eprintln!(
+                "({} is not available: {e}; using a free port instead)",
+                options.listen
+            );
+            common::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?
+        }
+        Err(e) => return Err(e),
+    };
     let local = listener.local_addr()?;
     let fastcgi = describe(&backend);
     println!("reverse_proxy: an HTTP echo service, served as a FastCGI application, behind an");
