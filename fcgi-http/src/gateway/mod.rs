@@ -143,23 +143,35 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
         // The path is mapped (and a bad one refused) before any body byte is read.
         let mut params = build_params(&parts, length.content_length(), &conn, &config.cgi)
             .map_err(GatewayError::Refused)?;
-        let runtime = self.client.runtime().clone();
-        let idle = upload::Idle {
+        // The idle timer of a streamed body, made only when the body is streamed.
+        let runtime = self.client.runtime();
+        let idle = || upload::Idle {
             limit: config.body_read_timeout,
-            sleep: Arc::new(move |d| runtime.sleep(d)),
+            sleep: Arc::new({
+                let runtime = runtime.clone();
+                move |d| runtime.sleep(d)
+            }),
         };
-        let prepare = std::pin::pin!(upload::prepare(
+        let prepare = upload::prepare(
             idle,
             length,
             body,
             config.max_body_bytes,
             config.buffer_body_up_to,
             &config.unknown_length,
-        ));
-        let timer = self.client.runtime().sleep(config.body_read_timeout);
-        let upload = match futures_util::future::select(prepare, timer).await {
-            futures_util::future::Either::Left((upload, _)) => upload?,
-            futures_util::future::Either::Right(((), _)) => return Err(GatewayError::BodyTimeout),
+        );
+        let upload = if upload::reads_first(length, config.buffer_body_up_to) {
+            // The body is read before anything is sent: bound the whole read.
+            let timer = runtime.sleep(config.body_read_timeout);
+            match futures_util::future::select(std::pin::pin!(prepare), timer).await {
+                futures_util::future::Either::Left((upload, _)) => upload?,
+                futures_util::future::Either::Right(((), _)) => {
+                    return Err(GatewayError::BodyTimeout);
+                }
+            }
+        } else {
+            // No body, or a streamed one (bounded by its idle timer): no timer needed here.
+            prepare.await?
         };
         if length == upload::Length::Unknown {
             // Now that the body has been read, CONTENT_LENGTH is known.

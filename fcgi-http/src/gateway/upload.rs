@@ -126,9 +126,19 @@ pub(crate) fn length<B: Body>(
     Ok(length)
 }
 
+/// Whether [`prepare`] reads the body before the request is sent (so that the reading needs
+/// a deadline of its own): bodies of unknown length, and known ones up to `buffer_up_to`.
+pub(crate) fn reads_first(length: Length, buffer_up_to: u64) -> bool {
+    match length {
+        Length::NoBody => false,
+        Length::Known(len) => len <= buffer_up_to,
+        Length::Unknown => true,
+    }
+}
+
 /// Prepares the body for `FCGI_STDIN` according to its [`Length`].
 pub(crate) async fn prepare<B>(
-    idle: Idle,
+    idle: impl FnOnce() -> Idle,
     length: Length,
     body: B,
     max_body: Option<u64>,
@@ -168,7 +178,12 @@ where
 /// A body of known length: read first when small (so that the request can be replayed on
 /// a fresh connection, and a slow client does not hold an application worker), streamed
 /// otherwise.
-async fn known<B>(idle: Idle, body: B, len: u64, buffer_up_to: u64) -> Result<Upload, GatewayError>
+async fn known<B>(
+    idle: impl FnOnce() -> Idle,
+    body: B,
+    len: u64,
+    buffer_up_to: u64,
+) -> Result<Upload, GatewayError>
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -192,7 +207,7 @@ where
     let fault = Fault::default();
     Ok(Upload {
         len: Some(len),
-        body: RequestBody::stream(exact_stream(body, len, fault.clone(), Some(idle))),
+        body: RequestBody::stream(exact_stream(body, len, fault.clone(), Some(idle()))),
         fault,
     })
 }
