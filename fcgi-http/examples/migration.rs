@@ -95,25 +95,7 @@ impl Options {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match Options::parse(Args::from_env()) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("migration: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    common::init_logging();
-    match run(options).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("migration: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main("migration", USAGE, Options::parse, run).await
 }
 
 /// `GET /api/health`, ported to Rust.

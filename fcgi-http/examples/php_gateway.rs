@@ -118,25 +118,7 @@ impl Options {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match Options::parse(Args::from_env()) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("php_gateway: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    common::init_logging();
-    match run(options).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("php_gateway: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main("php_gateway", USAGE, Options::parse, run).await
 }
 
 async fn run(options: Options) -> Result<(), BoxError> {

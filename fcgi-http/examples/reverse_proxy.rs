@@ -98,25 +98,7 @@ impl Options {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match Options::parse(Args::from_env()) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("reverse_proxy: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    common::init_logging();
-    match run(options).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("reverse_proxy: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main("reverse_proxy", USAGE, Options::parse, run).await
 }
 
 // ---------------------------------------------------------------------------------------

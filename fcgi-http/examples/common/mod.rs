@@ -360,3 +360,36 @@ impl tracing::Subscriber for StderrLog {
 
     fn exit(&self, _span: &tracing::span::Id) {}
 }
+
+/// What every demo's `main` does: parse the arguments (usage and exit status 2 on a mistake,
+/// usage and 0 for `--help`), set up logging, run, and turn an error into exit status 1.
+pub(crate) async fn main<O, Fut>(
+    name: &str,
+    usage: &str,
+    parse: fn(Args) -> Result<Option<O>, UsageError>,
+    run: fn(O) -> Fut,
+) -> std::process::ExitCode
+where
+    Fut: std::future::Future<Output = Result<(), BoxError>>,
+{
+    use std::process::ExitCode;
+    let options = match parse(Args::from_env()) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            println!("{usage}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}\n\n{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging();
+    match run(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
