@@ -271,9 +271,9 @@ pub fn build_params(
             push_decimal(&mut num, n);
             Cow::Owned(num.clone())
         }
-        None => header_bytes(&req.headers, http::header::CONTENT_LENGTH)?,
+        None => join_values(&req.headers, &http::header::CONTENT_LENGTH)?,
     };
-    let content_type = header_bytes(&req.headers, http::header::CONTENT_TYPE)?;
+    let content_type = join_values(&req.headers, &http::header::CONTENT_TYPE)?;
 
     let mut p = Params::with_capacity(2048, 40);
     p.push(b"QUERY_STRING", query.unwrap_or("").as_bytes())?;
@@ -375,13 +375,8 @@ fn protocol(v: Version) -> &'static str {
     }
 }
 
-/// The joined values of one header, or `""` when absent.
-fn header_bytes<'a>(headers: &'a HeaderMap, name: HeaderName) -> Result<Cow<'a, [u8]>, MapError> {
-    join_values(headers, &name)
-}
-
 /// The values of a header joined with `", "` (`"; "` for `Cookie`); borrowed when there is
-/// only one.
+/// only one, empty when there is none.
 fn join_values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Cow<'a, [u8]>, MapError> {
     let check = |bytes: &[u8]| match memchr::memchr3(b'\r', b'\n', 0, bytes) {
         Some(_) => Err(MapError::InvalidHeaderValue(name.clone())),

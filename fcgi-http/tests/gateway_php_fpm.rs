@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use fcgi_http::gateway::{Gateway, GatewayConfig, GatewayError, Outcome, UnknownLength};
 use fcgi_http::request::{ConnInfo, ScriptResolution};
-use fcgi_testkit::app::AppAddr;
 use fcgi_testkit::php_fpm::{Options, PhpFpm, Socket, parse_lines, sha1_hex};
 use fcgi_tokio::client::ClientOptions;
 use fcgi_tokio::{Backend, TokioConnector, TokioRuntime};
@@ -20,13 +19,6 @@ use http_body_util::{BodyExt, Full, StreamBody};
 
 type TokioGateway = Gateway<TokioRuntime, TokioConnector>;
 
-fn backend(addr: &AppAddr) -> Backend {
-    match addr {
-        AppAddr::Tcp(a) => Backend::Tcp(*a),
-        AppAddr::Unix(p) => Backend::Unix(p.clone()),
-    }
-}
-
 fn gateway_with(
     fpm: &PhpFpm,
     opts: ClientOptions,
@@ -34,7 +26,7 @@ fn gateway_with(
 ) -> TokioGateway {
     let mut config = GatewayConfig::new(fpm.docroot(), ScriptResolution::split_path());
     edit(&mut config);
-    Gateway::new(fcgi_tokio::client(backend(fpm.addr()), opts), config)
+    Gateway::new(fcgi_tokio::client(fpm.addr().backend(), opts), config)
 }
 
 fn gateway(fpm: &PhpFpm) -> TokioGateway {
@@ -87,6 +79,14 @@ fn chunked(
         .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
         .collect();
     StreamBody::new(futures_util::stream::iter(pieces))
+}
+
+/// `builder`'s request with the test Host and an empty body.
+fn empty(builder: http::request::Builder) -> Request<Full<Bytes>> {
+    builder
+        .header("host", "gateway.test")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -267,15 +267,7 @@ async fn refused_paths_never_reach_php() {
         ("/post.php%00.jpg", StatusCode::BAD_REQUEST),
         ("/uploads/x.jpg", StatusCode::NOT_FOUND),
     ] {
-        let err = gw
-            .serve(
-                Request::get(target)
-                    .header("host", "gateway.test")
-                    .body(Full::new(Bytes::new()))
-                    .unwrap(),
-            )
-            .await
-            .unwrap_err();
+        let err = gw.serve(empty(Request::get(target))).await.unwrap_err();
         assert_eq!(err.status(), status, "{target}: {err:?}");
     }
     assert!(fpm.hits("post").is_empty());
@@ -287,15 +279,7 @@ async fn primary_script_unknown_is_php_fpms_404_with_stderr_in_the_outcome() {
         return;
     };
     let gw = gateway(&fpm);
-    let response = gw
-        .serve(
-            Request::get("/missing.php")
-                .header("host", "gateway.test")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let response = gw.serve(empty(Request::get("/missing.php"))).await.unwrap();
     let (status, _, body, outcome) = text(response).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("File not found"), "{body}");
@@ -325,17 +309,8 @@ async fn status_and_headers_from_php_pass_through() {
         "<?php\nheader('Location: https://elsewhere.test/y');\n",
     );
     let gw = gateway(&fpm);
-    let (status, headers, body, _) = text(
-        gw.serve(
-            Request::get("/created.php")
-                .header("host", "gateway.test")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap(),
-    )
-    .await;
+    let (status, headers, body, _) =
+        text(gw.serve(empty(Request::get("/created.php"))).await.unwrap()).await;
     assert_eq!(status, StatusCode::CREATED);
     let custom: Vec<_> = headers
         .get_all("x-custom")
@@ -345,17 +320,8 @@ async fn status_and_headers_from_php_pass_through() {
     assert_eq!(custom, ["one", "two"]);
     assert_eq!(headers["location"], "https://elsewhere.test/x");
     assert_eq!(body, "made");
-    let (status, headers, _, _) = text(
-        gw.serve(
-            Request::get("/away.php")
-                .header("host", "gateway.test")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap(),
-    )
-    .await;
+    let (status, headers, _, _) =
+        text(gw.serve(empty(Request::get("/away.php"))).await.unwrap()).await;
     assert_eq!(status, StatusCode::FOUND);
     assert_eq!(headers["location"], "https://elsewhere.test/y");
 }
@@ -394,12 +360,7 @@ async fn local_redirect_is_served_as_a_get_of_the_new_path() {
     assert!(!body.contains("ignored body"));
 
     let err = gw
-        .serve(
-            Request::get("/loop.php")
-                .header("host", "gateway.test")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
+        .serve(empty(Request::get("/loop.php")))
         .await
         .unwrap_err();
     assert!(matches!(err, GatewayError::RedirectLoop(10)), "{err:?}");
@@ -411,12 +372,7 @@ async fn local_redirect_is_served_as_a_get_of_the_new_path() {
     });
     let (status, headers, _, _) = text(
         gw302
-            .serve(
-                Request::get("/redir.php")
-                    .header("host", "gateway.test")
-                    .body(Full::new(Bytes::new()))
-                    .unwrap(),
-            )
+            .serve(empty(Request::get("/redir.php")))
             .await
             .unwrap(),
     )
@@ -432,12 +388,9 @@ async fn response_body_streams_before_php_finishes() {
     };
     let gw = gateway(&fpm);
     let response = gw
-        .serve(
-            Request::get("/stream.php?chunks=3&size=1000&marker=go&wait_at=1")
-                .header("host", "gateway.test")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
+        .serve(empty(Request::get(
+            "/stream.php?chunks=3&size=1000&marker=go&wait_at=1",
+        )))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -468,28 +421,14 @@ async fn backend_failures_map_to_502_and_504() {
         fcgi_tokio::client(Backend::Tcp(addr), ClientOptions::default()),
         GatewayConfig::new("/srv", ScriptResolution::split_path()),
     );
-    let err = gw
-        .serve(
-            Request::get("/x.php")
-                .header("host", "gateway.test")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap_err();
+    let err = gw.serve(empty(Request::get("/x.php"))).await.unwrap_err();
     assert!(matches!(err, GatewayError::Backend(_)), "{err:?}");
     assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
     let response = gw.clone().errors_as_responses();
     let mut svc = response;
-    let answered = tower_service::Service::call(
-        &mut svc,
-        Request::get("/x.php")
-            .header("host", "gateway.test")
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let answered = tower_service::Service::call(&mut svc, empty(Request::get("/x.php")))
+        .await
+        .unwrap();
     assert_eq!(answered.status(), StatusCode::BAD_GATEWAY);
 
     // Timeout: php sleeps longer than the read timeout.
@@ -497,12 +436,7 @@ async fn backend_failures_map_to_502_and_504() {
     opts.read_timeout = Duration::from_millis(300);
     let slow = gateway_with(&fpm, opts, |_| {});
     let err = slow
-        .serve(
-            Request::get("/sleep.php?ms=3000")
-                .header("host", "gateway.test")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
+        .serve(empty(Request::get("/sleep.php?ms=3000")))
         .await
         .unwrap_err();
     assert_eq!(err.status(), StatusCode::GATEWAY_TIMEOUT, "{err:?}");
@@ -531,15 +465,7 @@ async fn overloaded_maps_to_503() {
         fcgi_tokio::client(Backend::Tcp(addr), opts),
         GatewayConfig::new("/srv", ScriptResolution::split_path()),
     );
-    let err = gw
-        .serve(
-            Request::get("/x.php")
-                .header("host", "gateway.test")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap_err();
+    let err = gw.serve(empty(Request::get("/x.php"))).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -612,18 +538,8 @@ async fn a_streamed_body_that_goes_idle_is_408_and_frees_the_worker() {
     assert_eq!(err.status(), StatusCode::REQUEST_TIMEOUT);
     // The worker it held is free again: both workers answer at once.
     let (a, b) = tokio::join!(
-        gw.serve(
-            Request::get("/server.php")
-                .header("host", "gateway.test")
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        ),
-        gw.serve(
-            Request::get("/server.php")
-                .header("host", "gateway.test")
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        ),
+        gw.serve(empty(Request::get("/server.php"))),
+        gw.serve(empty(Request::get("/server.php"))),
     );
     assert_eq!(a.unwrap().status(), StatusCode::OK);
     assert_eq!(b.unwrap().status(), StatusCode::OK);
@@ -643,15 +559,7 @@ async fn a_head_response_is_finished_in_the_background_with_its_outcome() {
             "Primary script unknown",
         ),
     ] {
-        let response = gw
-            .serve(
-                Request::head(path)
-                    .header("host", "gateway.test")
-                    .body(Full::new(Bytes::new()))
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let response = gw.serve(empty(Request::head(path))).await.unwrap();
         assert_eq!(response.status(), status);
         let outcome = response.extensions().get::<Outcome>().cloned().unwrap();
         // Nobody reads a HEAD response's body (hyper drops it): drop it unread.

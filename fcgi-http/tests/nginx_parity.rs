@@ -1003,7 +1003,7 @@ impl Fixture {
             .unwrap();
         let config = gateway_config(&fpm);
         let our_software = config.cgi.server_software.clone();
-        let our_addr = start_ours(&runtime, backend(fpm.addr()), config);
+        let our_addr = start_ours(&runtime, fpm.addr().backend(), config);
         let env = Env {
             docroot: fpm.docroot(),
             nginx_addr: nginx.addr(),
@@ -1081,13 +1081,6 @@ fn nginx_version(bin: &Path) -> (String, (u32, u32)) {
     let major = parts.next().unwrap_or(0);
     let minor = parts.next().unwrap_or(0);
     (version, (major, minor))
-}
-
-fn backend(addr: &AppAddr) -> Backend {
-    match addr {
-        AppAddr::Tcp(a) => Backend::Tcp(*a),
-        AppAddr::Unix(p) => Backend::Unix(p.clone()),
-    }
 }
 
 fn gateway_config(fpm: &PhpFpm) -> GatewayConfig {

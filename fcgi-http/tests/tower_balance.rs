@@ -26,10 +26,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use fcgi_http::gateway::{BoxError, Gateway, GatewayBody, GatewayConfig, GatewayError};
 use fcgi_http::request::ScriptResolution;
-use fcgi_testkit::app::AppAddr;
 use fcgi_testkit::php_fpm::{Options, PhpFpm, Socket};
 use fcgi_tokio::client::ClientOptions;
-use fcgi_tokio::{Backend, TokioConnector, TokioRuntime};
+use fcgi_tokio::{TokioConnector, TokioRuntime};
 use futures_util::StreamExt;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
@@ -64,10 +63,7 @@ fn start_pool(name: &str) -> Option<PhpFpm> {
 }
 
 fn gateway(fpm: &PhpFpm) -> TokioGateway {
-    let backend = match fpm.addr() {
-        AppAddr::Tcp(a) => Backend::Tcp(*a),
-        AppAddr::Unix(p) => Backend::Unix(p.clone()),
-    };
+    let backend = fpm.addr().backend();
     // A php-fpm worker stays attached to a kept-alive connection, even an idle one: more
     // pooled connections than workers would leave requests queued behind idle connections.
     let mut options = ClientOptions::default();

@@ -8,16 +8,8 @@ use fcgi_http::gateway::{Gateway, GatewayConfig};
 use fcgi_http::request::ScriptResolution;
 use fcgi_smol::client::{Backend, ClientOptions};
 use fcgi_smol::{SmolConnector, SmolRuntime};
-use fcgi_testkit::app::AppAddr;
 use fcgi_testkit::php_fpm::{Options, PhpFpm, Socket, sha1_hex};
 use http_body_util::{BodyExt, Full};
-
-fn backend(addr: &AppAddr) -> Backend {
-    match addr {
-        AppAddr::Tcp(a) => Backend::Tcp(*a),
-        AppAddr::Unix(p) => Backend::Unix(p.clone()),
-    }
-}
 
 /// A GET and a 200 KiB POST through the gateway, asserting what PHP saw.
 async fn round_trips(gateway: Gateway<SmolRuntime, SmolConnector>) {
@@ -57,7 +49,7 @@ async fn round_trips(gateway: Gateway<SmolRuntime, SmolConnector>) {
 }
 
 fn gateway(fpm: &PhpFpm, rt: SmolRuntime) -> Gateway<SmolRuntime, SmolConnector> {
-    let client = fcgi_smol::client(rt, backend(fpm.addr()), ClientOptions::default());
+    let client = fcgi_smol::client(rt, fpm.addr().backend(), ClientOptions::default());
     Gateway::new(
         client,
         GatewayConfig::new(fpm.docroot(), ScriptResolution::split_path()),

@@ -43,6 +43,14 @@ impl AppAddr {
         }
     }
 
+    /// The address as a client [`Backend`](fcgi_driver::client::Backend).
+    pub fn backend(&self) -> fcgi_driver::client::Backend {
+        match self {
+            Self::Tcp(a) => fcgi_driver::client::Backend::Tcp(*a),
+            Self::Unix(p) => fcgi_driver::client::Backend::Unix(p.clone()),
+        }
+    }
+
     /// Whether this is a Unix socket.
     pub fn is_unix(&self) -> bool {
         matches!(self, Self::Unix(_))
