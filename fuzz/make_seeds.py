@@ -134,4 +134,33 @@ blocks = {
 for i, (name, block) in enumerate(blocks.items()):
     write("params_reader", name, bytes([2 + i % 6, i % 8, i, 0xA5]) + block)
 
+
+# ops: an `arbitrary` encoding of `Scenario` (arbitrary 1.x: fields in order, bool = low bit
+# of a byte, u8 = one byte, u32 = 4 bytes little-endian, an enum variant = (u32 * number of
+# variants) >> 32, each `Vec` element preceded by a byte whose low bit says "one more").
+# `cargo +nightly fuzz fmt ops fuzz/seeds/ops/<file>` prints what a file decodes to.
+OPS_VARIANTS = 16  # number of `Op` variants in fuzz_targets/ops.rs (GetValues is the 9th, index 8)
+
+
+def ops_variant(index):
+    """A little-endian u32 that selects `Op` variant `index`."""
+    word = ((index << 32) + OPS_VARIANTS - 1) // OPS_VARIANTS  # smallest u32 mapping to it
+    assert (word * OPS_VARIANTS) >> 32 == index
+    return struct.pack("<I", word)
+
+
+def ops_setup(server_output_sel=0):
+    # multiplex, max_requests, roles, server_limits[3], server_padding_none,
+    # client_concurrency, client_limits[3], client_padding_none
+    return bytes([0, 0, 0, 0, 0, server_output_sel, 0, 0, 0, 0, 0, 0])
+
+
+# regress_drive_to_idle_rounds: the server's output cap at 16 bytes (selector 7) and 100
+# GET_VALUES (variant 8) for all three variables queued, then the end (no final EOF). The
+# server answers one GET_VALUES per round once its 16-byte queue is over the cap, so driving
+# to idle takes about 100 rounds: a fixed count of 64 rounds panicked with "the two sides did
+# not come to rest" although nothing was stuck.
+GET_VALUES_ALL = b"\x01" + ops_variant(8) + bytes([0x07])
+write("ops", "regress_drive_to_idle_rounds", ops_setup(7) + GET_VALUES_ALL * 100 + b"\x00\x00")
+
 print("seeds written to", SEEDS)

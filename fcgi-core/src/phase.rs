@@ -16,10 +16,9 @@ pub(crate) enum Phase {
 impl Phase {
     /// The stream that follows `ended` for a request in `role`.
     pub(crate) fn after(role: Role, ended: Phase) -> Phase {
-        match (role, ended) {
-            (Role::Authorizer, Phase::Params) => Phase::Done,
-            (_, Phase::Params) => Phase::Stdin,
-            (Role::Filter, Phase::Stdin) => Phase::Data,
+        match ended {
+            Phase::Params if role.reads_stdin() => Phase::Stdin,
+            Phase::Stdin if role.reads_data() => Phase::Data,
             _ => Phase::Done,
         }
     }

@@ -1219,3 +1219,44 @@ fn ending_a_request_drops_its_queued_events() {
     ));
     assert_eq!(conn.poll_event(), None);
 }
+
+/// `expects_input` / `awaiting_input` follow each role's streams (spec 6.2-6.4): params,
+/// then STDIN (Responder, Filter), then DATA (Filter); nothing after PARAMS for an
+/// Authorizer; false for an inactive id.
+#[test]
+fn expects_input_follows_the_role_streams() {
+    let mut s = server_with(|c| {
+        c.multiplex = true;
+        c.roles = RoleSet::ALL;
+    });
+    let feed = |s: &mut ServerConnection, bytes: Vec<u8>| {
+        s.handle_input(&mut BytesMut::from(&bytes[..]))
+            .expect("input");
+        while s.poll_event().is_some() {}
+    };
+    assert!(!s.awaiting_input());
+    feed(&mut s, begin(1, RESPONDER, true));
+    feed(&mut s, begin(2, AUTHORIZER, true));
+    feed(&mut s, begin(3, FILTER, true));
+    for id in 1..=3 {
+        assert!(s.expects_input(id), "{id} before its params end");
+    }
+    for id in 1..=3 {
+        feed(&mut s, record(PARAMS, id, &[]));
+    }
+    assert!(s.expects_input(1));
+    assert!(!s.expects_input(2), "an Authorizer gets no body");
+    assert!(s.expects_input(3));
+    feed(&mut s, record(STDIN, 1, &[]));
+    feed(&mut s, record(STDIN, 3, &[]));
+    assert!(!s.expects_input(1));
+    assert!(s.expects_input(3), "a Filter's DATA follows");
+    assert!(s.awaiting_input());
+    feed(&mut s, record(DATA, 3, &[]));
+    assert!(!s.expects_input(3));
+    assert!(!s.awaiting_input());
+    assert!(!s.expects_input(9), "inactive id");
+    assert!(Role::Responder.reads_stdin() && !Role::Responder.reads_data());
+    assert!(!Role::Authorizer.reads_stdin() && !Role::Authorizer.reads_data());
+    assert!(Role::Filter.reads_stdin() && Role::Filter.reads_data());
+}

@@ -22,4 +22,5 @@ mod log;
 mod pump;
 pub mod runtime;
 pub mod server;
+mod stats;
 mod sync;

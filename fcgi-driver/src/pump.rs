@@ -1,10 +1,19 @@
-//! The socket half of both drivers: writing a connection's transmit queue with vectored
-//! writes. (Reading is one `poll_read_buf` call; what to do with the bytes differs per side.)
+//! The one read/write pump both drivers run: it moves bytes between a socket and a core
+//! connection and hands the core's events to an [`Endpoint`], and makes no protocol decision.
+//!
+//! One pass ([`Pump::drive`]) repeats four steps until none makes progress:
+//! 1. feed buffered input to the core, as far as its back-pressure and the endpoint's input
+//!    budget allow;
+//! 2. hand the core's events to the endpoint, while the budget allows;
+//! 3. read from the socket, only once the core took everything read before (so the input
+//!    buffer never holds more than one read beyond what the core accepted);
+//! 4. write the whole transmit queue, in as few vectored writes as the socket allows.
 
 use std::io::{self, IoSlice};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use bytes::BytesMut;
 use fcgi_core::client::ClientConnection;
 use fcgi_core::server::ServerConnection;
 
@@ -14,16 +23,39 @@ use crate::runtime::{BoxFuture, Runtime, Transport};
 /// than a few dozen chunks).
 const MAX_IOVECS: usize = 64;
 
-/// A core connection's transmit queue.
-pub(crate) trait Outgoing {
+/// How much spare room a read asks for.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the pump needs from a core connection: input in, events out, transmit queue out.
+pub(crate) trait Core {
+    type Event;
+    fn handle_input(&mut self, input: &mut BytesMut) -> Result<(), fcgi_core::Error>;
+    /// The peer closed its side.
+    fn handle_eof(&mut self);
+    fn poll_event(&mut self) -> Option<Self::Event>;
+    fn wants_input(&self) -> bool;
     fn queued(&self) -> usize;
     fn fill<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize;
     fn written(&mut self, n: usize);
 }
 
-macro_rules! outgoing {
-    ($conn:ty) => {
-        impl Outgoing for $conn {
+macro_rules! core_impl {
+    ($conn:ty, $event:ty, |$c:ident| $eof:expr) => {
+        impl Core for $conn {
+            type Event = $event;
+            fn handle_input(&mut self, input: &mut BytesMut) -> Result<(), fcgi_core::Error> {
+                <$conn>::handle_input(self, input)
+            }
+            fn handle_eof(&mut self) {
+                let $c = self;
+                $eof
+            }
+            fn poll_event(&mut self) -> Option<$event> {
+                <$conn>::poll_event(self)
+            }
+            fn wants_input(&self) -> bool {
+                <$conn>::wants_input(self)
+            }
             fn queued(&self) -> usize {
                 self.transmit_len()
             }
@@ -42,34 +74,123 @@ macro_rules! outgoing {
     };
 }
 
-outgoing!(ServerConnection);
-outgoing!(ClientConnection);
+// A record cut in half at EOF is worth a log line, not more: the requests are aborted
+// either way.
+core_impl!(ServerConnection, fcgi_core::server::Event, |c| {
+    if let Err(e) = c.handle_eof() {
+        crate::log::debug("connection closed inside a record", &e);
+    }
+});
+core_impl!(ClientConnection, fcgi_core::client::Event, |c| c
+    .handle_eof());
 
-/// Progress of a write pass.
-pub(crate) struct WriteState {
+/// The connection state a pump drives: a core connection and the receivers of its events.
+pub(crate) trait Endpoint {
+    type Core: Core;
+    fn core(&mut self) -> &mut Self::Core;
+    /// Whether the receivers hold less unread input than their budget.
+    fn has_input_room(&self) -> bool;
+    fn dispatch(&mut self, event: <Self::Core as Core>::Event);
+    /// After a write pass: wake whoever waits for transmit room.
+    fn after_write(&mut self);
+}
+
+/// Why a pass failed: the peer broke the protocol, or the socket failed.
+#[derive(Debug)]
+pub(crate) enum PumpError {
+    Protocol(fcgi_core::Error),
+    Io(io::Error),
+}
+
+/// A socket and what the pump knows about it.
+pub(crate) struct Pump<T> {
+    io: T,
+    input: BytesMut,
+    eof: bool,
+    /// When bytes last arrived.
+    pub(crate) last_read: Instant,
+    /// When bytes last left.
+    pub(crate) last_write: Instant,
     /// When the socket last refused more bytes while some were queued.
     pub(crate) stalled_since: Option<Instant>,
 }
 
-impl WriteState {
-    pub(crate) fn new() -> Self {
+impl<T: Transport> Pump<T> {
+    pub(crate) fn new(io: T) -> Self {
+        let now = Instant::now();
         Self {
+            io,
+            input: BytesMut::new(),
+            eof: false,
+            last_read: now,
+            last_write: now,
             stalled_since: None,
         }
     }
 
-    /// Writes as much of `out`'s queue as the socket takes. `Ok(true)` if any byte went out.
-    pub(crate) fn flush<T: Transport>(
+    /// Whether the peer closed its side.
+    pub(crate) fn eof(&self) -> bool {
+        self.eof
+    }
+
+    /// One pass (see the module documentation).
+    pub(crate) fn drive<E: Endpoint>(
         &mut self,
-        io: &mut T,
         cx: &mut Context<'_>,
-        out: &mut impl Outgoing,
-    ) -> io::Result<bool> {
+        ep: &mut E,
+    ) -> Result<(), PumpError> {
+        loop {
+            let mut progress = false;
+            // 1. Feed buffered input.
+            if !self.input.is_empty() && ep.core().wants_input() && ep.has_input_room() {
+                let before = self.input.len();
+                ep.core()
+                    .handle_input(&mut self.input)
+                    .map_err(PumpError::Protocol)?;
+                progress |= self.input.len() != before;
+            }
+            // 2. Hand out events.
+            while ep.has_input_room() {
+                let Some(event) = ep.core().poll_event() else {
+                    break;
+                };
+                ep.dispatch(event);
+                progress = true;
+            }
+            // 3. Read more only once the core took everything we had.
+            if !self.eof && self.input.is_empty() && ep.core().wants_input() && ep.has_input_room()
+            {
+                self.input.reserve(READ_CHUNK);
+                match self.io.poll_read_buf(cx, &mut self.input) {
+                    Poll::Ready(Ok(0)) => {
+                        self.eof = true;
+                        ep.core().handle_eof();
+                        progress = true;
+                    }
+                    Poll::Ready(Ok(_)) => {
+                        self.last_read = Instant::now();
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Err(PumpError::Io(e)),
+                    Poll::Pending => {}
+                }
+            }
+            // 4. Write everything queued.
+            progress |= self.flush(cx, ep.core()).map_err(PumpError::Io)?;
+            ep.after_write();
+            if !progress {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes as much of the queue as the socket takes. `Ok(true)` if any byte went out.
+    fn flush(&mut self, cx: &mut Context<'_>, out: &mut impl Core) -> io::Result<bool> {
         let mut progress = false;
         while out.queued() > 0 {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let n = out.fill(&mut slices);
-            match io.poll_write_vectored(cx, &slices[..n]) {
+            match self.io.poll_write_vectored(cx, &slices[..n]) {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(written)) => {
                     out.written(written);
@@ -83,7 +204,15 @@ impl WriteState {
                 }
             }
         }
+        if progress {
+            self.last_write = Instant::now();
+        }
         Ok(progress)
+    }
+
+    /// Shuts the write side down (the peer sees end of stream).
+    pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.io.poll_shutdown(cx).map(|_| ())
     }
 }
 
@@ -94,10 +223,27 @@ pub(crate) struct Alarm {
 }
 
 impl Alarm {
-    /// Makes sure the task is woken at `at` (before `at`, the caller checks it passed).
-    pub(crate) fn set<R: Runtime>(&mut self, rt: &R, cx: &mut Context<'_>, at: Instant) {
+    /// `Ready(what)` once `deadline` has passed; until then the task is woken when it does.
+    /// `None` clears the timer.
+    pub(crate) fn poll<R: Runtime>(
+        &mut self,
+        rt: &R,
+        cx: &mut Context<'_>,
+        deadline: Option<(Instant, &'static str)>,
+    ) -> Poll<&'static str> {
+        let Some((at, what)) = deadline else {
+            self.armed = None;
+            return Poll::Pending;
+        };
         let now = Instant::now();
-        if self.armed.as_ref().is_none_or(|(t, _)| *t != at) {
+        if now >= at {
+            self.armed = None;
+            return Poll::Ready(what);
+        }
+        // A timer set for a later time is replaced; one set for an earlier time is kept: when
+        // it fires, the task is polled, finds the deadline not reached and re-arms. (Deadlines
+        // move later with every read; this keeps that from costing a timer each time.)
+        if self.armed.as_ref().is_none_or(|(t, _)| *t > at) {
             self.armed = Some((at, rt.sleep(at.saturating_duration_since(now))));
         }
         if let Some((_, sleep)) = &mut self.armed {
@@ -106,10 +252,6 @@ impl Alarm {
                 cx.waker().wake_by_ref();
             }
         }
-    }
-
-    /// No deadline applies.
-    pub(crate) fn clear(&mut self) {
-        self.armed = None;
+        Poll::Pending
     }
 }

@@ -1,9 +1,23 @@
-//! Small synchronisation pieces: a one-way flag that async code can wait on, and a
-//! poison-tolerant lock.
+//! Synchronisation pieces, chosen so that no registration outlives its waiter:
+//!
+//! - [`Signal`]: a one-way, server-wide flag many tasks wait on (graceful shutdown, its
+//!   deadline). Waiters hold an [`event_listener::EventListener`], which removes itself from
+//!   the event's list when dropped: a closed connection leaves nothing behind, and setting the
+//!   signal wakes exactly the live waiters. (The hand-written waker list this replaces kept
+//!   the waker of every connection ever polled and scanned them all on each poll.)
+//! - [`Notify`]: "something changed, look again" for many waiters (a free pool slot,
+//!   transmit room on a connection), on the same primitive.
+//! - [`OneWaiter`]: a flag with a single waiter (a request's handler task waiting for an
+//!   abort), on `atomic-waker`: one slot, replaced on each registration, dropped with its
+//!   owner.
+//! - [`lock`]: a poison-tolerant mutex lock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+
+use atomic_waker::AtomicWaker;
+use event_listener::{Event, EventListener};
 
 /// Locks `m`, ignoring poisoning: our critical sections never leave state half-updated
 /// across user code, so a panic elsewhere must not take the connection down with it.
@@ -11,19 +25,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A flag that goes from unset to set once; waiters are woken when it is set.
+/// A flag that goes from unset to set once; every waiter is woken when it is set.
 #[derive(Debug, Default)]
-pub(crate) struct Flag {
+pub(crate) struct Signal {
     set: AtomicBool,
-    wakers: Mutex<Vec<Waker>>,
+    event: Event,
 }
 
-impl Flag {
+impl Signal {
     pub(crate) fn set(&self) {
         if !self.set.swap(true, Ordering::SeqCst) {
-            for w in lock(&self.wakers).drain(..) {
-                w.wake();
-            }
+            self.event.notify(usize::MAX);
         }
     }
 
@@ -31,17 +43,129 @@ impl Flag {
         self.set.load(Ordering::SeqCst)
     }
 
-    /// Ready once the flag is set.
+    /// Waiters registered right now.
+    pub(crate) fn waiters(&self) -> usize {
+        self.event.total_listeners()
+    }
+}
+
+/// One task's wait on a [`Signal`]: its registration lives exactly as long as this value.
+///
+/// Polling it costs an atomic load while the signal is unset and the task's waker is the one
+/// already registered (the common case: a connection task polled again and again); the
+/// event's lock is taken only to register a new waker.
+#[derive(Debug, Default)]
+pub(crate) struct SignalWait {
+    listener: Option<EventListener>,
+    registered: Option<Waker>,
+}
+
+impl SignalWait {
+    /// Ready once `signal` is set.
+    pub(crate) fn poll(&mut self, signal: &Signal, cx: &mut Context<'_>) -> Poll<()> {
+        if signal.is_set() {
+            self.listener = None;
+            self.registered = None;
+            return Poll::Ready(());
+        }
+        if self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
+        let listener = self.listener.get_or_insert_with(|| signal.event.listen());
+        // Set between the first check and `listen`: the listener would never fire.
+        if signal.is_set() {
+            self.listener = None;
+            return Poll::Ready(());
+        }
+        if std::pin::Pin::new(listener).poll(cx).is_ready() {
+            self.listener = None;
+            self.registered = None;
+            return Poll::Ready(());
+        }
+        self.registered = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// "Look again": waiters re-check their condition after each [`notify`](Self::notify).
+/// Registrations die with the [`NotifyWait`] that holds them.
+#[derive(Debug, Default)]
+pub(crate) struct Notify {
+    event: Event,
+}
+
+impl Notify {
+    /// Wakes every current waiter.
+    pub(crate) fn notify(&self) {
+        self.event.notify(usize::MAX);
+    }
+
+    /// Waiters registered right now.
+    pub(crate) fn waiters(&self) -> usize {
+        self.event.total_listeners()
+    }
+}
+
+/// One task's wait on a [`Notify`]. The caller follows the listen / re-check / wait pattern:
+/// [`arm`](Self::arm) before checking its condition, [`poll`](Self::poll) after finding it
+/// false, so that a notification between the check and the wait is never lost.
+#[derive(Debug, Default)]
+pub(crate) struct NotifyWait {
+    listener: Option<EventListener>,
+}
+
+impl NotifyWait {
+    /// Registers interest (if not registered yet).
+    pub(crate) fn arm(&mut self, notify: &Notify) {
+        if self.listener.is_none() {
+            self.listener = Some(notify.event.listen());
+        }
+    }
+
+    /// Ready once a notification came after [`arm`](Self::arm); the wait is then disarmed.
+    /// Ready at once if not armed (the caller checks its condition again).
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(listener) = &mut self.listener else {
+            return Poll::Ready(());
+        };
+        if std::pin::Pin::new(listener).poll(cx).is_ready() {
+            self.listener = None;
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+/// A flag with at most one waiter at a time (a request's handler task).
+#[derive(Debug, Default)]
+pub(crate) struct OneWaiter {
+    set: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl OneWaiter {
+    pub(crate) fn set(&self) {
+        if !self.set.swap(true, Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+
+    /// Ready once set; otherwise the calling task (replacing any earlier one) is woken then.
     pub(crate) fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.is_set() {
             return Poll::Ready(());
         }
-        let mut wakers = lock(&self.wakers);
+        self.waker.register(cx.waker());
         if self.is_set() {
             return Poll::Ready(());
-        }
-        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            wakers.push(cx.waker().clone());
         }
         Poll::Pending
     }

@@ -17,6 +17,9 @@
 //! - [`php_fpm`] and [`php_fpm_suite`](mod@php_fpm_suite): real php-fpm as the application,
 //!   and the scenarios of our **client** against it, generic over a [`behaviour::Harness`]
 //!   ([`php_fpm_suite!`] generates the tests for one adapter).
+//! - [`soak`]: the soak benchmark of a server and a client pool (a bench binary per
+//!   adapter runs it), measuring a fresh process against one that served a million short
+//!   connections.
 //! - [`tools`]: finding the peer programs, and the skip policy: a missing program fails the
 //!   test when `CI=true`, and is otherwise reported on stderr as `SKIPPED: ...`.
 //!
@@ -35,6 +38,7 @@ pub mod php_fpm;
 pub mod php_fpm_suite;
 pub mod process;
 pub mod scenarios;
+pub mod soak;
 pub mod tools;
 
 pub use app::{App, AppAddr, AppParts, Listen, StartApp, Stats};

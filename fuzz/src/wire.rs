@@ -281,7 +281,7 @@ impl ServerWire {
     pub fn stdout(&self, id: u16) -> Vec<u8> {
         self.segments
             .get(&id)
-            .map(|s| s.iter().flat_map(|g| g.stdout.iter().copied()).collect())
+            .map(|s| s.iter().map(|g| &g.stdout[..]).collect::<Vec<_>>().concat())
             .unwrap_or_default()
     }
 
@@ -289,7 +289,7 @@ impl ServerWire {
     pub fn stderr(&self, id: u16) -> Vec<u8> {
         self.segments
             .get(&id)
-            .map(|s| s.iter().flat_map(|g| g.stderr.iter().copied()).collect())
+            .map(|s| s.iter().map(|g| &g.stderr[..]).collect::<Vec<_>>().concat())
             .unwrap_or_default()
     }
 
@@ -538,9 +538,26 @@ fn check_params_split(block: &[u8], records: &[usize], padding: Padding) {
 /// Where the first incomplete pair of `partial` (a prefix of a block) will end, if both of
 /// its length prefixes are already there.
 pub fn pending_pair_end(partial: &[u8]) -> Option<usize> {
-    let (_, used) = parse_pairs_prefix(partial);
-    let rest = &partial[used..];
-    let (nl, a) = ref_len(rest)?;
-    let (vl, c) = ref_len(&rest[a..])?;
-    Some(used + a + c + nl + vl)
+    PairScanner::default().pending_end(partial)
+}
+
+/// [`pending_pair_end`] for the growing prefixes of one block, without parsing the pairs
+/// already found again at each step (which made a block fed in N pieces cost N² work).
+#[derive(Debug, Clone, Default)]
+pub struct PairScanner {
+    /// Bytes taken by the complete pairs found so far.
+    complete: usize,
+}
+
+impl PairScanner {
+    /// `pending_pair_end(partial)`, where `partial` extends the prefix of the previous call.
+    pub fn pending_end(&mut self, partial: &[u8]) -> Option<usize> {
+        while let Some((_, _, total, _)) = ref_pair(&partial[self.complete..]) {
+            self.complete += total;
+        }
+        let rest = &partial[self.complete..];
+        let (nl, a) = ref_len(rest)?;
+        let (vl, c) = ref_len(&rest[a..])?;
+        Some(self.complete + a + c + nl + vl)
+    }
 }

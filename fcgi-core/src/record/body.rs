@@ -26,6 +26,32 @@ pub enum Role {
     Unknown(u16),
 }
 
+impl Role {
+    /// Whether a request in this role carries a `STDIN` stream (spec 6.2-6.4): Responder and
+    /// Filter do; an Authorizer receives params only.
+    ///
+    /// ```
+    /// use fcgi_core::record::Role;
+    /// assert!(Role::Responder.reads_stdin());
+    /// assert!(!Role::Authorizer.reads_stdin());
+    /// ```
+    pub fn reads_stdin(self) -> bool {
+        !matches!(self, Self::Authorizer)
+    }
+
+    /// Whether a request in this role carries a `DATA` stream after `STDIN`: the Filter only
+    /// (spec 6.4).
+    ///
+    /// ```
+    /// use fcgi_core::record::Role;
+    /// assert!(Role::Filter.reads_data());
+    /// assert!(!Role::Responder.reads_data());
+    /// ```
+    pub fn reads_data(self) -> bool {
+        matches!(self, Self::Filter)
+    }
+}
+
 impl From<u16> for Role {
     fn from(v: u16) -> Self {
         match v {

@@ -116,6 +116,22 @@ impl ServerConnection {
         self.requests.contains(id)
     }
 
+    /// Whether active request `id` still expects input from the web server: its `PARAMS`,
+    /// `STDIN` (Responder, Filter) or `DATA` (Filter) stream has not ended yet. False for an
+    /// inactive id.
+    pub fn expects_input(&self, id: u16) -> bool {
+        self.requests
+            .get(id)
+            .is_some_and(|r| r.inbound != Phase::Done)
+    }
+
+    /// Whether any active request still expects input (see
+    /// [`expects_input`](Self::expects_input)): while one does, silence from the web server
+    /// is a stall, not an idle connection.
+    pub fn awaiting_input(&self) -> bool {
+        self.requests.iter().any(|r| r.inbound != Phase::Done)
+    }
+
     /// True while the connection can take more input: false once queued events or queued
     /// output reach their limits (poll events / write output, then feed input again), after
     /// a fatal error, or after [`handle_eof`](Self::handle_eof).

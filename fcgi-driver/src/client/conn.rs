@@ -1,5 +1,7 @@
-//! State shared by one client connection's driver task, the pool, the requests' feeders and
-//! their responses. Every method runs under the connection's mutex and never awaits.
+//! One client connection's state, shared by its driver task, the pool, the requests' body
+//! feeders and their responses: the core connection and the connection's one request map.
+//! Every method runs under the connection's mutex and never awaits. Dropping it (with the
+//! connection) drops every request entry, queue and waker of the connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -11,42 +13,91 @@ use fcgi_core::Params;
 use fcgi_core::client::{ClientConnection, Event};
 
 use super::error::ClientError;
+use crate::stats::{Gauge, Token};
+use crate::sync::{Notify, NotifyWait};
 
 /// App status, kept stderr pieces, stderr bytes dropped.
 pub(crate) type Ended = (u32, Vec<Bytes>, usize);
 
-/// One request, as seen from the response side: from `begin_request` until its response
-/// is finished or dropped (which may be after the core freed its id for another request).
-#[derive(Debug, Default)]
-pub(crate) struct ReqState {
-    /// Its request id while it is in flight.
-    id: u16,
+/// A request of the connection: its id, and a serial number that tells it apart from a later
+/// request reusing the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub(crate) id: u16,
+    pub(crate) serial: u64,
+}
+
+/// The map key of a request in flight: its id (the core's events name it by id).
+fn live_key(id: u16) -> u64 {
+    u64::from(id)
+}
+
+/// The map key of a request that has ended while its response is still being read: its id is
+/// free for the next request at once (the core may hand it out again), so the entry moves
+/// out of the id range.
+fn ended_key(serial: u64) -> u64 {
+    ENDED | serial
+}
+
+const ENDED: u64 = 1 << 63;
+
+/// One request, as seen from the response side: from `begin_request` until its response is
+/// finished or dropped (which may be after `END_REQUEST`, once the core has given its id to
+/// the next request).
+#[derive(Debug)]
+struct ReqState {
+    serial: u64,
     stdout: VecDeque<Bytes>,
     stderr: VecDeque<Bytes>,
     stderr_kept: usize,
-    pub(crate) stderr_dropped: usize,
-    pub(crate) end: Option<Result<u32, ClientError>>,
+    stderr_dropped: usize,
+    end: Option<Result<u32, ClientError>>,
+    /// The response's task, while it waits.
     waker: Option<Waker>,
     /// Some response byte (stdout or stderr) has arrived.
-    pub(crate) got_output: bool,
-    /// The response was dropped: discard output, forget the request at its end.
+    got_output: bool,
+    /// The response was dropped while the request ran (multiplexed: it was aborted);
+    /// the entry goes at `END_REQUEST`.
     orphaned: bool,
+    /// Counts the entry in [`ClientStats::request_entries`](super::ClientStats).
+    _live: Token,
+}
+
+impl ReqState {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    fn wait(&mut self, cx: &Context<'_>) {
+        match &self.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => self.waker = Some(cx.waker().clone()),
+        }
+    }
+
+    fn unread(&self) -> usize {
+        self.stdout.iter().map(Bytes::len).sum()
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct ConnShared {
     pub(crate) conn: ClientConnection,
-    /// Requests by key (unique on this connection, never reused).
-    reqs: HashMap<u64, ReqState>,
-    /// Keys of the requests in flight, by request id. The core frees an id at
-    /// `END_REQUEST` and hands it to the next request at once, while the previous response
-    /// may still be unread: responses therefore find their state by key, not by id.
-    in_flight: HashMap<u16, u64>,
-    next_key: u64,
+    /// The connection's one request map: requests in flight under their id, ended ones
+    /// whose response is still being read under [`ended_key`].
+    requests: HashMap<u64, ReqState>,
+    next_serial: u64,
+    entries: Gauge,
+    /// The driver task (one task: one slot, replaced when it changes).
     driver: Option<Waker>,
-    feeders: Vec<Waker>,
+    /// Body feeders waiting for transmit room.
+    room: Notify,
+    /// The multiplexing probe, while it waits for `GET_VALUES_RESULT`.
     probe_waker: Option<Waker>,
-    pub(crate) values: Option<Params>,
+    values: Option<Params>,
+    /// Response bytes received and not read yet (the input budget).
     buffered: usize,
     limit: usize,
     stderr_limit: usize,
@@ -57,20 +108,25 @@ pub(crate) struct ConnShared {
     /// Close at once (a non-multiplexed request was abandoned mid-way).
     pub(crate) kill: bool,
     pub(crate) begun: u64,
-    pub(crate) max_begun: Option<u64>,
+    max_begun: Option<u64>,
     pub(crate) last_used: Instant,
 }
 
 impl ConnShared {
-    pub(crate) fn new(conn: ClientConnection, stderr_limit: usize, max_begun: Option<u64>) -> Self {
+    pub(crate) fn new(
+        conn: ClientConnection,
+        stderr_limit: usize,
+        max_begun: Option<u64>,
+        entries: Gauge,
+    ) -> Self {
         let limit = conn.config().limits.max_buffered_input;
         Self {
             conn,
-            reqs: HashMap::new(),
-            in_flight: HashMap::new(),
-            next_key: 0,
+            requests: HashMap::new(),
+            next_serial: 0,
+            entries,
             driver: None,
-            feeders: Vec::new(),
+            room: Notify::default(),
             probe_waker: None,
             values: None,
             buffered: 0,
@@ -98,23 +154,18 @@ impl ConnShared {
         }
     }
 
-    pub(crate) fn wake_feeders(&mut self) {
-        for w in self.feeders.drain(..) {
-            w.wake();
-        }
+    /// Wakes the body feeders waiting for transmit room.
+    pub(crate) fn wake_feeders(&self) {
+        self.room.notify();
     }
 
     pub(crate) fn has_input_room(&self) -> bool {
         self.buffered < self.limit
     }
 
-    /// Requests whose response is still awaited.
-    pub(crate) fn waiting(&self) -> bool {
-        self.reqs.values().any(|r| r.end.is_none())
-    }
-
+    /// No request entry and nothing in flight.
     pub(crate) fn is_idle(&self) -> bool {
-        self.reqs.is_empty() && self.conn.requests_in_flight() == 0
+        self.requests.is_empty() && self.conn.requests_in_flight() == 0
     }
 
     /// Whether the pool may start a request here now.
@@ -122,59 +173,77 @@ impl ConnShared {
         self.dead.is_none() && !self.retiring && !self.kill && self.conn.can_begin()
     }
 
-    /// Records a request just begun with `id`; returns its key.
-    pub(crate) fn register(&mut self, id: u16) -> u64 {
-        let key = self.next_key;
-        self.next_key += 1;
-        self.reqs.insert(
-            key,
+    /// Records a request just begun with `id`.
+    pub(crate) fn register(&mut self, id: u16) -> Slot {
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        self.requests.insert(
+            live_key(id),
             ReqState {
-                id,
-                ..ReqState::default()
+                serial,
+                stdout: VecDeque::new(),
+                stderr: VecDeque::new(),
+                stderr_kept: 0,
+                stderr_dropped: 0,
+                end: None,
+                waker: None,
+                got_output: false,
+                orphaned: false,
+                _live: self.entries.token(),
             },
         );
-        self.in_flight.insert(id, key);
         self.begun += 1;
         self.last_used = Instant::now();
         if self.max_begun.is_some_and(|m| self.begun >= m) {
             self.retiring = true;
         }
-        key
+        Slot { id, serial }
     }
 
-    /// The state of the request in flight with `id`.
-    fn in_flight_mut(&mut self, id: u16) -> Option<&mut ReqState> {
-        let key = self.in_flight.get(&id)?;
-        self.reqs.get_mut(key)
+    /// The map key of `slot`'s entry, if it still has one.
+    fn key_of(&self, slot: Slot) -> Option<u64> {
+        let live = live_key(slot.id);
+        if self
+            .requests
+            .get(&live)
+            .is_some_and(|r| r.serial == slot.serial)
+        {
+            return Some(live);
+        }
+        let ended = ended_key(slot.serial);
+        self.requests.contains_key(&ended).then_some(ended)
     }
 
+    /// The entry of `slot`, if it still has one.
+    fn entry(&mut self, slot: Slot) -> Option<&mut ReqState> {
+        let key = self.key_of(slot)?;
+        self.requests.get_mut(&key)
+    }
+
+    /// Hands one of the core's events to the request it is about.
     pub(crate) fn dispatch(&mut self, event: Event) {
         match event {
             Event::Stdout { id, data } => {
                 let len = data.len();
-                let mut kept = false;
-                if let Some(r) = self.in_flight_mut(id) {
+                if let Some(r) = self.requests.get_mut(&live_key(id)) {
                     r.got_output = true;
-                    if !r.orphaned {
+                    if !r.orphaned && r.end.is_none() {
                         r.stdout.push_back(data);
-                        wake(&mut r.waker);
-                        kept = true;
+                        r.wake();
+                        self.buffered += len;
                     }
-                }
-                if kept {
-                    self.buffered += len;
                 }
             }
             Event::Stderr { id, data } => {
                 let limit = self.stderr_limit;
-                if let Some(r) = self.in_flight_mut(id) {
+                if let Some(r) = self.requests.get_mut(&live_key(id)) {
                     r.got_output = true;
                     if r.orphaned || r.stderr_kept + data.len() > limit {
                         r.stderr_dropped += data.len();
                     } else {
                         r.stderr_kept += data.len();
                         r.stderr.push_back(data);
-                        wake(&mut r.waker);
+                        r.wake();
                     }
                 }
             }
@@ -192,33 +261,43 @@ impl ConnShared {
             Event::Truncated { id } => self.end(id, Err(ClientError::Truncated)),
             Event::Values(params) => {
                 self.values = Some(params);
-                wake(&mut self.probe_waker);
+                if let Some(w) = self.probe_waker.take() {
+                    w.wake();
+                }
             }
             _ => {}
         }
     }
 
+    /// The core ended request `id`, whose id is free for the next request from now on.
     fn end(&mut self, id: u16, outcome: Result<u32, ClientError>) {
-        // The core has freed the id: the next request may take it.
-        let Some(key) = self.in_flight.remove(&id) else {
+        let Some(mut r) = self.requests.remove(&live_key(id)) else {
             return;
         };
-        let Some(r) = self.reqs.get_mut(&key) else {
-            return;
-        };
-        if r.orphaned {
-            let r = self.reqs.remove(&key);
-            self.forget(r);
-        } else if r.end.is_none() {
-            r.end = Some(outcome);
-            wake(&mut r.waker);
+        if !r.orphaned {
+            if r.end.is_none() {
+                r.end = Some(outcome);
+            }
+            r.wake();
+            self.requests.insert(ended_key(r.serial), r);
         }
         self.wake_feeders();
     }
 
-    fn forget(&mut self, r: Option<ReqState>) {
-        if let Some(r) = r {
-            self.buffered -= r.stdout.iter().map(Bytes::len).sum::<usize>();
+    /// Removes the entry of `slot`, giving its unread bytes back to the budget.
+    fn remove(&mut self, slot: Slot) {
+        if let Some(key) = self.key_of(slot) {
+            if let Some(r) = self.requests.remove(&key) {
+                self.take_budget(r.unread());
+            }
+        }
+    }
+
+    fn take_budget(&mut self, n: usize) {
+        let was_full = !self.has_input_room();
+        self.buffered -= n;
+        if was_full && self.has_input_room() {
+            self.wake_driver();
         }
     }
 
@@ -227,15 +306,16 @@ impl ConnShared {
         if self.dead.is_none() {
             self.dead = Some(kind);
         }
-        for r in self.reqs.values_mut() {
+        self.requests.retain(|_, r| !r.orphaned);
+        for r in self.requests.values_mut() {
             if r.end.is_none() {
                 r.end = Some(Err(error.duplicate()));
             }
-            wake(&mut r.waker);
+            r.wake();
         }
-        self.reqs.retain(|_, r| !r.orphaned);
-        self.in_flight.clear();
-        wake(&mut self.probe_waker);
+        if let Some(w) = self.probe_waker.take() {
+            w.wake();
+        }
         self.wake_feeders();
     }
 
@@ -253,25 +333,21 @@ impl ConnShared {
     /// Next stdout piece, or the end (`None` = success) of the response.
     pub(crate) fn poll_stdout(
         &mut self,
-        key: u64,
+        slot: Slot,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, ClientError>>> {
-        let was_full = !self.has_input_room();
-        let Some(r) = self.reqs.get_mut(&key) else {
+        let Some(r) = self.entry(slot) else {
             return Poll::Ready(Some(Err(ClientError::Truncated)));
         };
         if let Some(piece) = r.stdout.pop_front() {
-            self.buffered -= piece.len();
-            if was_full && self.has_input_room() {
-                self.wake_driver();
-            }
+            self.take_budget(piece.len());
             return Poll::Ready(Some(Ok(piece)));
         }
         match &r.end {
             Some(Ok(_)) => Poll::Ready(None),
             Some(Err(e)) => Poll::Ready(Some(Err(e.duplicate()))),
             None => {
-                r.waker = Some(cx.waker().clone());
+                r.wait(cx);
                 Poll::Pending
             }
         }
@@ -279,8 +355,8 @@ impl ConnShared {
 
     /// Next stderr piece received so far; `Ready(None)` once the request ended and all
     /// kept stderr was taken.
-    pub(crate) fn poll_stderr(&mut self, key: u64, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        let Some(r) = self.reqs.get_mut(&key) else {
+    pub(crate) fn poll_stderr(&mut self, slot: Slot, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let Some(r) = self.entry(slot) else {
             return Poll::Ready(None);
         };
         if let Some(piece) = r.stderr.pop_front() {
@@ -289,65 +365,72 @@ impl ConnShared {
         if r.end.is_some() {
             return Poll::Ready(None);
         }
-        r.waker = Some(cx.waker().clone());
+        r.wait(cx);
         Poll::Pending
     }
 
-    /// Waits for `END_REQUEST`, discarding unread stdout; returns the status and the kept stderr.
+    /// Waits for `END_REQUEST`, discarding unread stdout; returns the status and the kept
+    /// stderr, and forgets the request.
     pub(crate) fn poll_end(
         &mut self,
-        key: u64,
+        slot: Slot,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Ended, ClientError>> {
-        let Some(r) = self.reqs.get_mut(&key) else {
+        let Some(r) = self.entry(slot) else {
             return Poll::Ready(Err(ClientError::Truncated));
         };
         let dropped: usize = r.stdout.drain(..).map(|b| b.len()).sum();
-        self.buffered -= dropped;
-        if dropped > 0 {
-            self.wake_driver();
-        }
-        let Some(r) = self.reqs.get_mut(&key) else {
-            return Poll::Ready(Err(ClientError::Truncated));
-        };
-        match &r.end {
+        let result = match &r.end {
             None => {
-                r.waker = Some(cx.waker().clone());
-                Poll::Pending
+                r.wait(cx);
+                None
             }
-            Some(Err(e)) => Poll::Ready(Err(e.duplicate())),
-            Some(Ok(status)) => {
-                let status = *status;
-                let stderr = r.stderr.drain(..).collect();
-                Poll::Ready(Ok((status, stderr, r.stderr_dropped)))
+            Some(Err(e)) => Some(Err(e.duplicate())),
+            Some(Ok(status)) => Some(Ok((
+                *status,
+                r.stderr.drain(..).collect(),
+                r.stderr_dropped,
+            ))),
+        };
+        self.take_budget(dropped);
+        match result {
+            None => Poll::Pending,
+            Some(result) => {
+                self.release(slot);
+                Poll::Ready(result)
             }
         }
     }
 
-    pub(crate) fn got_output(&self, key: u64) -> bool {
-        self.reqs.get(&key).is_some_and(|r| r.got_output)
+    pub(crate) fn got_output(&mut self, slot: Slot) -> bool {
+        self.entry(slot).is_some_and(|r| r.got_output)
     }
 
-    /// The response was dropped. A finished request is forgotten; an unfinished one is
-    /// aborted (multiplexed connection) or its connection is closed (otherwise).
-    pub(crate) fn abandon(&mut self, key: u64) {
-        let Some(r) = self.reqs.get_mut(&key) else {
+    /// The response is done with its request: a finished request is forgotten; an
+    /// unfinished one is aborted (multiplexed connection) or its connection is closed
+    /// (otherwise).
+    pub(crate) fn release(&mut self, slot: Slot) {
+        let multiplexed = self.conn.config().max_concurrent_requests > 1;
+        let Some(key) = self.key_of(slot) else {
             return;
         };
-        if r.end.is_some() {
-            let r = self.reqs.remove(&key);
-            self.forget(r);
-        } else if self.conn.config().max_concurrent_requests > 1 {
+        // A request of a dead connection is over, whatever the core last knew of it.
+        let in_flight = key == live_key(slot.id) && self.dead.is_none();
+        let Some(r) = self.requests.get_mut(&key) else {
+            return;
+        };
+        if !in_flight {
+            self.remove(slot);
+        } else if multiplexed {
             r.orphaned = true;
-            let id = r.id;
-            let dropped: usize = r.stdout.drain(..).map(|b| b.len()).sum();
-            self.buffered -= dropped;
-            // Fails only if the id is no longer in flight, which `end` rules out.
-            let _ = self.conn.abort(id);
+            let unread = r.unread();
+            r.stdout.clear();
+            self.take_budget(unread);
+            // A request whose body failed was aborted already; a second abort is harmless.
+            let _ = self.conn.abort(slot.id);
         } else {
             self.kill = true;
-            let r = self.reqs.remove(&key);
-            self.forget(r);
+            self.remove(slot);
         }
         self.wake_feeders();
         self.wake_driver();
@@ -355,18 +438,18 @@ impl ConnShared {
 
     /// The request's body failed on our side: the request fails with that error and is
     /// aborted (multiplexed connection) or its connection closed (otherwise).
-    pub(crate) fn fail_body(&mut self, key: u64, e: io::Error) {
-        let Some(r) = self.reqs.get_mut(&key) else {
+    pub(crate) fn fail_body(&mut self, slot: Slot, e: io::Error) {
+        let multiplexed = self.conn.config().max_concurrent_requests > 1;
+        let Some(r) = self.entry(slot) else {
             return;
         };
-        let id = r.id;
         if r.end.is_none() {
             r.end = Some(Err(ClientError::Io(e)));
-            wake(&mut r.waker);
+            r.wake();
         }
-        if self.conn.config().max_concurrent_requests > 1 {
+        if multiplexed {
             // The application's END_REQUEST will free the id; the failure stays recorded.
-            let _ = self.conn.abort(id);
+            let _ = self.conn.abort(slot.id);
         } else {
             self.kill = true;
         }
@@ -374,23 +457,23 @@ impl ConnShared {
     }
 
     /// Whether the request still wants its body (it is in flight and not abandoned).
-    pub(crate) fn wants_body(&self, key: u64) -> bool {
-        self.dead.is_none()
-            && !self.kill
-            && self
-                .reqs
-                .get(&key)
-                .is_some_and(|r| !r.orphaned && r.end.is_none())
+    pub(crate) fn wants_body(&mut self, slot: Slot) -> bool {
+        if self.dead.is_some() || self.kill {
+            return false;
+        }
+        let live = live_key(slot.id);
+        self.requests
+            .get(&live)
+            .is_some_and(|r| r.serial == slot.serial && !r.orphaned && r.end.is_none())
     }
 
-    /// Registers a feeder waiting for transmit room.
-    pub(crate) fn wait_room(&mut self, cx: &mut Context<'_>) {
-        self.feeders.push(cx.waker().clone());
+    /// Registers a feeder waiting for transmit room (see [`NotifyWait`]).
+    pub(crate) fn wait_room(&self, wait: &mut NotifyWait) {
+        wait.arm(&self.room);
     }
-}
 
-fn wake(slot: &mut Option<Waker>) {
-    if let Some(w) = slot.take() {
-        w.wake();
+    /// Registered waiters on this connection (feeders and the probe).
+    pub(crate) fn waiters(&self) -> usize {
+        self.room.waiters() + usize::from(self.probe_waker.is_some())
     }
 }

@@ -1,35 +1,32 @@
-//! The per-connection task of the client: a read/write pump between a socket and a
-//! `ClientConnection`. No protocol decision is made here.
+//! The per-connection task of the client: the shared [`Pump`] between a socket and a
+//! `ClientConnection`, plus the connection's timeouts. No protocol decision is made here.
 
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use fcgi_core::client::{ClientConnection, Event};
 
 use super::conn::ConnShared;
 use super::error::ClientError;
 use super::pool::Pool;
-use crate::pump::{Alarm, WriteState};
+use crate::pump::{Alarm, Endpoint, Pump, PumpError};
 use crate::runtime::{Runtime, Transport};
+use crate::stats::Token;
 use crate::sync::lock;
 
-const READ_CHUNK: usize = 64 * 1024;
-
 pub(crate) struct ClientDriver<T, R> {
-    pub(crate) io: T,
+    pub(crate) pump: Pump<T>,
     pub(crate) rt: R,
     pub(crate) shared: Arc<Mutex<ConnShared>>,
     pub(crate) pool: Arc<Pool>,
     pub(crate) read_timeout: Duration,
     pub(crate) write_timeout: Duration,
     pub(crate) idle_timeout: Duration,
-    pub(crate) input: BytesMut,
-    pub(crate) eof: bool,
-    pub(crate) last_activity: Instant,
-    pub(crate) writes: WriteState,
     pub(crate) alarm: Alarm,
+    /// Counts the task in [`ClientStats::connection_tasks`](super::ClientStats).
+    pub(crate) _live: Token,
 }
 
 impl<T: Transport, R: Runtime> ClientDriver<T, R> {
@@ -40,7 +37,7 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
             Err(e) => e,
         };
         lock(&self.shared).die(kind, &error);
-        self.pool.notify();
+        self.pool.remove(&self.shared);
     }
 
     fn poll_drive(
@@ -53,109 +50,91 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
         if g.kill {
             return Poll::Ready(Ok(()));
         }
-        let mut ended_any = false;
-        loop {
-            let mut progress = false;
-            if !self.input.is_empty() && g.conn.wants_input() && g.has_input_room() {
-                let before = self.input.len();
-                if let Err(e) = g.conn.handle_input(&mut self.input) {
-                    return Poll::Ready(Err((
-                        io::ErrorKind::InvalidData,
-                        ClientError::Protocol(e),
-                    )));
-                }
-                progress |= self.input.len() != before;
-            }
-            while g.has_input_room() {
-                let Some(event) = g.conn.poll_event() else {
-                    break;
-                };
-                ended_any |= matches!(
-                    event,
-                    fcgi_core::client::Event::EndRequest { .. }
-                        | fcgi_core::client::Event::Truncated { .. }
-                );
-                g.dispatch(event);
-                progress = true;
-            }
-            if !self.eof && self.input.is_empty() && g.conn.wants_input() && g.has_input_room() {
-                self.input.reserve(READ_CHUNK);
-                match self.io.poll_read_buf(cx, &mut self.input) {
-                    Poll::Ready(Ok(0)) => {
-                        self.eof = true;
-                        g.conn.handle_eof();
-                        progress = true;
-                    }
-                    Poll::Ready(Ok(_)) => {
-                        self.last_activity = Instant::now();
-                        progress = true;
-                    }
-                    Poll::Ready(Err(e)) => {
-                        return Poll::Ready(Err((e.kind(), ClientError::Io(e))));
-                    }
-                    Poll::Pending => {}
-                }
-            }
-            match self.writes.flush(&mut self.io, cx, &mut g.conn) {
-                Ok(true) => {
-                    self.last_activity = Instant::now();
-                    progress = true;
-                }
-                Ok(false) => {}
-                Err(e) => return Poll::Ready(Err((e.kind(), ClientError::Io(e)))),
-            }
-            if super::body_room(&g.conn) > 0 {
-                g.wake_feeders();
-            }
-            if !progress {
-                break;
-            }
-        }
+        let mut ep = Conn {
+            g: &mut g,
+            ended_any: false,
+        };
+        let driven = self.pump.drive(cx, &mut ep);
+        let ended_any = ep.ended_any;
         if ended_any {
             self.pool.notify();
         }
+        match driven {
+            Ok(()) => {}
+            Err(PumpError::Protocol(e)) => {
+                return Poll::Ready(Err((io::ErrorKind::InvalidData, ClientError::Protocol(e))));
+            }
+            Err(PumpError::Io(e)) => return Poll::Ready(Err((e.kind(), ClientError::Io(e)))),
+        }
+        let eof = self.pump.eof();
         let idle = g.is_idle();
         let done = g.conn.transmit_len() == 0
-            && (g.conn.should_close() || (g.retiring && idle) || (self.eof && idle));
+            && (g.conn.should_close() || (g.retiring && idle) || (eof && idle));
         if done {
             // Mark it unusable before the socket goes, so the pool never picks it.
             g.retiring = true;
             drop(g);
-            return match self.io.poll_shutdown(cx) {
-                Poll::Ready(_) => Poll::Ready(Ok(())),
-                Poll::Pending => Poll::Pending,
-            };
+            return self.pump.poll_shutdown(cx).map(Ok);
         }
-        let now = Instant::now();
+        let last_activity = self.pump.last_read.max(self.pump.last_write);
         let deadline = if g.conn.transmit_len() > 0 {
-            self.writes
+            self.pump
                 .stalled_since
                 .map(|t| (t + self.write_timeout, "write timeout"))
-        } else if g.waiting() && !self.eof {
-            Some((self.last_activity + self.read_timeout, "read timeout"))
+        } else if g.conn.requests_in_flight() > 0 && !eof {
+            Some((last_activity + self.read_timeout, "read timeout"))
         } else if idle {
             Some((
-                g.last_used.max(self.last_activity) + self.idle_timeout,
+                g.last_used.max(last_activity) + self.idle_timeout,
                 "idle timeout",
             ))
         } else {
             None
         };
-        let Some((at, what)) = deadline else {
-            self.alarm.clear();
-            return Poll::Pending;
-        };
-        if now >= at {
-            if what == "idle timeout" {
-                // Under the lock: the pool cannot hand this connection out any more.
-                g.retiring = true;
-                return Poll::Ready(Ok(()));
-            }
-            let e = io::Error::new(io::ErrorKind::TimedOut, what);
-            return Poll::Ready(Err((e.kind(), ClientError::Timeout(what))));
+        let idle_over =
+            deadline.is_some_and(|(at, what)| what == "idle timeout" && Instant::now() >= at);
+        if idle_over {
+            // Under the lock: the pool cannot hand this connection out any more.
+            g.retiring = true;
+            return Poll::Ready(Ok(()));
         }
         drop(g);
-        self.alarm.set(&self.rt, cx, at);
-        Poll::Pending
+        match self.alarm.poll(&self.rt, cx, deadline) {
+            Poll::Ready(what) => {
+                let e = io::Error::new(io::ErrorKind::TimedOut, what);
+                Poll::Ready(Err((e.kind(), ClientError::Timeout(what))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The pump's view of the connection during one pass.
+struct Conn<'a> {
+    g: &'a mut ConnShared,
+    /// A request ended during the pass: the pool's waiters may find room.
+    ended_any: bool,
+}
+
+impl Endpoint for Conn<'_> {
+    type Core = ClientConnection;
+
+    fn core(&mut self) -> &mut ClientConnection {
+        &mut self.g.conn
+    }
+
+    fn has_input_room(&self) -> bool {
+        self.g.has_input_room()
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        self.ended_any |= matches!(event, Event::EndRequest { .. } | Event::Truncated { .. });
+        self.g.dispatch(event);
+    }
+
+    fn after_write(&mut self) {
+        if super::body_room(&self.g.conn) > 0 {
+            self.g.wake_feeders();
+        }
     }
 }

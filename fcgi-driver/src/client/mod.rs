@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use fcgi_core::Params;
 use fcgi_core::client::ClientConnection;
-use fcgi_core::{Params, Role};
 
 pub use backend::Backend;
 pub use error::ClientError;
@@ -30,13 +30,15 @@ pub use options::{ClientOptions, Multiplexing};
 pub use request::{BodyStream, ClientRequest, RequestBody};
 pub use response::{ClientResponse, ResponseEnd};
 
-use conn::ConnShared;
+use conn::{ConnShared, Slot};
 use driver::ClientDriver;
 use pool::{MuxState, Pick, Pool};
 use response::{Attached, Resend};
 
+use crate::pump::{Alarm, Pump};
 use crate::runtime::{BoxFuture, Runtime, Transport};
-use crate::sync::lock;
+use crate::stats::Gauge;
+use crate::sync::{NotifyWait, lock};
 
 /// Opens connections to one backend.
 pub trait Connector: Send + Sync + 'static {
@@ -82,6 +84,36 @@ struct Inner<R, C> {
     connector: C,
     opts: ClientOptions,
     pool: Arc<Pool>,
+    gauges: Gauges,
+}
+
+/// Live-object counters of a client (see [`ClientStats`]).
+#[derive(Debug, Default)]
+struct Gauges {
+    connection_tasks: Gauge,
+    feeder_tasks: Gauge,
+    request_entries: Gauge,
+}
+
+/// What a client holds right now, from [`Client::stats`].
+///
+/// Every figure is a count of live objects: each falls back to zero once the connections
+/// and requests that made them are gone (tests and soak runs read them to prove it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ClientStats {
+    /// Connections open in the pool.
+    pub connections: usize,
+    /// Connection tasks alive (one per open connection, until its socket is closed).
+    pub connection_tasks: usize,
+    /// Body feeder tasks alive (one per request whose body is still being sent).
+    pub feeder_tasks: usize,
+    /// Entries in the connections' request maps (requests begun whose response is not
+    /// finished or dropped yet).
+    pub request_entries: usize,
+    /// Tasks registered to be woken by the pool or a connection (requests waiting for a
+    /// connection, feeders waiting for transmit room, the multiplexing probe).
+    pub waiters: usize,
 }
 
 impl<R: Runtime, C: Connector> Client<R, C> {
@@ -98,6 +130,7 @@ impl<R: Runtime, C: Connector> Client<R, C> {
                 connector,
                 opts,
                 pool: Arc::new(Pool::new(mux)),
+                gauges: Gauges::default(),
             }),
         }
     }
@@ -120,6 +153,27 @@ impl<R: Runtime, C: Connector> Client<R, C> {
         }
     }
 
+    /// Live counts of what the client holds: connections, tasks, request entries and
+    /// registered waiters. Each falls back to zero once what made it is gone.
+    ///
+    /// ```
+    /// # fn demo<R: fcgi_driver::runtime::Runtime, C: fcgi_driver::client::Connector>(
+    /// #     client: &fcgi_driver::client::Client<R, C>) {
+    /// let stats = client.stats();
+    /// println!("{} connections, {} requests", stats.connections, stats.request_entries);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> ClientStats {
+        let g = &self.inner.gauges;
+        ClientStats {
+            connections: self.inner.pool.len(),
+            connection_tasks: g.connection_tasks.get(),
+            feeder_tasks: g.feeder_tasks.get(),
+            request_entries: g.request_entries.get(),
+            waiters: self.inner.pool.waiters(),
+        }
+    }
+
     /// Starts a request. Returns once it is queued on a connection; read the response from
     /// the returned [`ClientResponse`].
     pub async fn send(&self, request: ClientRequest) -> Result<ClientResponse, ClientError> {
@@ -127,8 +181,7 @@ impl<R: Runtime, C: Connector> Client<R, C> {
             return Err(ClientError::InvalidRequest(e));
         }
         let deadline = self.inner.opts.total_timeout.map(|t| Instant::now() + t);
-        let replay = request.replay();
-        let attached = self.inner.submit(request, false).await?;
+        let (attached, replay) = self.inner.submit(request, false).await?;
         Ok(ClientResponse {
             attached,
             backend: Arc::clone(&self.inner) as Arc<dyn Resend>,
@@ -145,7 +198,7 @@ impl<R: Runtime, C: Connector> Resend for Inner<R, C> {
         self: Arc<Self>,
         request: ClientRequest,
         fresh: bool,
-    ) -> BoxFuture<Result<Attached, ClientError>> {
+    ) -> BoxFuture<Result<(Attached, Option<ClientRequest>), ClientError>> {
         Box::pin(async move { self.submit(request, fresh).await })
     }
 
@@ -156,11 +209,13 @@ impl<R: Runtime, C: Connector> Resend for Inner<R, C> {
 
 impl<R: Runtime, C: Connector> Inner<R, C> {
     /// Puts the request on a connection (a new one if `fresh`) and starts its body feeder.
+    /// Returns where it runs and, if the retry-once rule may send it again, the request
+    /// itself (its params moved, not copied; full bodies shared).
     async fn submit(
         self: &Arc<Self>,
-        request: ClientRequest,
+        mut request: ClientRequest,
         fresh: bool,
-    ) -> Result<Attached, ClientError> {
+    ) -> Result<(Attached, Option<ClientRequest>), ClientError> {
         let deadline = Instant::now() + self.opts.pool_timeout;
         loop {
             let shared = self.acquire(fresh, deadline).await?;
@@ -175,32 +230,42 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
             let Ok(id) = g.conn.begin_request(request.role, self.opts.keep_alive) else {
                 continue;
             };
-            let key = g.register(id);
+            let slot = g.register(id);
             g.conn
                 .send_params(id, &request.params)
                 .map_err(ClientError::InvalidRequest)?;
             g.conn.end_params(id).map_err(ClientError::Protocol)?;
             let role = request.role;
-            let stdin = (role != Role::Authorizer).then_some(request.stdin);
-            let data = (role == Role::Filter).then_some(request.data);
+            // Decided before the bodies are taken: a stream leaves `Empty` behind.
+            let replayable = request.replayable();
+            let stdin = role.reads_stdin().then(|| request.stdin.take_for_send());
+            let data = role.reads_data().then(|| request.data.take_for_send());
             match (stdin, data) {
                 (None, _) => {}
                 (Some(RequestBody::Empty), None) => {
                     g.conn.end_stdin(id).map_err(ClientError::Protocol)?;
                 }
                 (Some(stdin), data) => {
-                    let feeder = feed(Arc::clone(&shared), id, key, stdin, data);
-                    self.rt.spawn(Box::pin(feeder));
+                    let live = self.gauges.feeder_tasks.token();
+                    let feeder = feed(Arc::clone(&shared), slot, stdin, data);
+                    self.rt.spawn(Box::pin(async move {
+                        feeder.await;
+                        drop(live);
+                    }));
                 }
             }
             g.wake_driver();
             drop(g);
-            return Ok(Attached {
-                shared,
-                id,
-                key,
-                reused,
-            });
+            let replay = replayable.then_some(request);
+            return Ok((
+                Attached {
+                    shared,
+                    pool: Arc::clone(&self.pool),
+                    slot,
+                    reused,
+                },
+                replay,
+            ));
         }
     }
 
@@ -210,10 +275,13 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
         deadline: Instant,
     ) -> Result<Arc<Mutex<ConnShared>>, ClientError> {
         let mut timer: Option<BoxFuture<()>> = None;
+        let mut changed = NotifyWait::default();
         // New connections that died before they could be used: a backend that accepts and
         // closes at once (full, or refusing us) must not make us reconnect forever.
         let mut stillborn = 0;
         loop {
+            // Listen before looking, so that a change between the two is not missed.
+            changed.arm(&self.pool.changed);
             match self.pool.pick(self.opts.max_connections, !fresh) {
                 Pick::Reuse(c) => return Ok(c),
                 Pick::Connect { probe } => {
@@ -228,14 +296,14 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
                         )));
                     }
                 }
-                Pick::Wait(seen) => {
+                Pick::Wait => {
                     let now = Instant::now();
                     if now >= deadline {
                         return Err(ClientError::Timeout("pool timeout"));
                     }
                     let sleep = timer.get_or_insert_with(|| self.rt.sleep(deadline - now));
                     let changed = std::future::poll_fn(|cx| {
-                        if self.pool.poll_changed(seen, cx).is_ready() {
+                        if changed.poll(cx).is_ready() {
                             return Poll::Ready(true);
                         }
                         sleep.as_mut().poll(cx).map(|()| false)
@@ -284,20 +352,18 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
             ClientConnection::new(config),
             self.opts.max_collected_stderr,
             self.opts.max_requests_per_connection,
+            self.gauges.request_entries.clone(),
         )));
         let driver = ClientDriver {
-            io,
+            pump: Pump::new(io),
             rt: self.rt.clone(),
             shared: Arc::clone(&shared),
             pool: Arc::clone(&self.pool),
             read_timeout: self.opts.read_timeout,
             write_timeout: self.opts.write_timeout,
             idle_timeout: self.opts.idle_timeout,
-            input: BytesMut::new(),
-            eof: false,
-            last_activity: Instant::now(),
-            writes: crate::pump::WriteState::new(),
-            alarm: crate::pump::Alarm::default(),
+            alarm: Alarm::default(),
+            _live: self.gauges.connection_tasks.token(),
         };
         self.rt.spawn(Box::pin(driver.run()));
         if probe {
@@ -372,19 +438,16 @@ async fn with_timeout<R: Runtime, T>(
 /// back-pressure. A failing body stream fails the request.
 async fn feed(
     shared: Arc<Mutex<ConnShared>>,
-    id: u16,
-    key: u64,
+    slot: Slot,
     stdin: RequestBody,
     data: Option<RequestBody>,
 ) {
-    let mut streams = vec![(Kind::Stdin, stdin)];
-    if let Some(d) = data {
-        streams.push((Kind::Data, d));
-    }
+    let streams = [(Kind::Stdin, Some(stdin)), (Kind::Data, data)];
     for (kind, body) in streams {
-        if let Err(e) = feed_one(&shared, id, key, kind, body).await {
+        let Some(body) = body else { continue };
+        if let Err(e) = feed_one(&shared, slot, kind, body).await {
             if let Some(e) = e {
-                lock(&shared).fail_body(key, e);
+                lock(&shared).fail_body(slot, e);
             }
             return;
         }
@@ -400,29 +463,28 @@ enum Kind {
 /// `Err(None)`: the request no longer wants its body; `Err(Some(e))`: the body failed.
 async fn feed_one(
     shared: &Arc<Mutex<ConnShared>>,
-    id: u16,
-    key: u64,
+    slot: Slot,
     kind: Kind,
     body: RequestBody,
 ) -> Result<(), Option<io::Error>> {
     match body {
         RequestBody::Empty => {}
-        RequestBody::Full(b) => write_all(shared, id, key, kind, b).await?,
+        RequestBody::Full(b) => write_all(shared, slot, kind, b).await?,
         RequestBody::Stream(mut s) => loop {
             match std::future::poll_fn(|cx| s.as_mut().poll_next(cx)).await {
                 None => break,
-                Some(Ok(b)) => write_all(shared, id, key, kind, b).await?,
+                Some(Ok(b)) => write_all(shared, slot, kind, b).await?,
                 Some(Err(e)) => return Err(Some(e)),
             }
         },
     }
     let mut g = lock(shared);
-    if !g.wants_body(key) {
+    if !g.wants_body(slot) {
         return Err(None);
     }
     let ended = match kind {
-        Kind::Stdin => g.conn.end_stdin(id),
-        Kind::Data => g.conn.end_data(id),
+        Kind::Stdin => g.conn.end_stdin(slot.id),
+        Kind::Data => g.conn.end_data(slot.id),
     };
     g.wake_driver();
     ended.map_err(|e| Some(io::Error::new(io::ErrorKind::InvalidInput, e)))
@@ -442,30 +504,39 @@ pub(crate) fn body_room(conn: &ClientConnection) -> usize {
 
 async fn write_all(
     shared: &Arc<Mutex<ConnShared>>,
-    id: u16,
-    key: u64,
+    slot: Slot,
     kind: Kind,
     mut b: Bytes,
 ) -> Result<(), Option<io::Error>> {
+    let mut wait = NotifyWait::default();
     while !b.is_empty() {
         std::future::poll_fn(|cx| {
-            let mut g = lock(shared);
-            if !g.wants_body(key) {
-                return Poll::Ready(Err(None));
-            }
-            let room = body_room(&g.conn);
-            if room == 0 {
-                g.wait_room(cx);
+            loop {
+                let mut g = lock(shared);
+                if !g.wants_body(slot) {
+                    return Poll::Ready(Err(None));
+                }
+                let room = body_room(&g.conn);
+                if room == 0 {
+                    // Listen under the lock the driver notifies under: nothing is missed.
+                    g.wait_room(&mut wait);
+                    g.wake_driver();
+                    drop(g);
+                    if wait.poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    continue;
+                }
+                let piece = b.split_to(b.len().min(room));
+                let sent = match kind {
+                    Kind::Stdin => g.conn.send_stdin(slot.id, piece),
+                    Kind::Data => g.conn.send_data(slot.id, piece),
+                };
                 g.wake_driver();
-                return Poll::Pending;
+                return Poll::Ready(
+                    sent.map_err(|e| Some(io::Error::new(io::ErrorKind::InvalidInput, e))),
+                );
             }
-            let piece = b.split_to(b.len().min(room));
-            let sent = match kind {
-                Kind::Stdin => g.conn.send_stdin(id, piece),
-                Kind::Data => g.conn.send_data(id, piece),
-            };
-            g.wake_driver();
-            Poll::Ready(sent.map_err(|e| Some(io::Error::new(io::ErrorKind::InvalidInput, e))))
         })
         .await?;
     }

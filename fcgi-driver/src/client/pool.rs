@@ -1,11 +1,9 @@
 //! The connections to one backend: which one a request may use, and waiting for one.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 
 use super::conn::ConnShared;
-use crate::sync::lock;
+use crate::sync::{Notify, lock};
 
 /// Outcome of the multiplexing probe, shared by every connection of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,17 +15,18 @@ pub(crate) enum MuxState {
 
 #[derive(Debug)]
 pub(crate) struct Pool {
-    pub(crate) conns: Mutex<Slots>,
-    generation: AtomicU64,
-    waiters: Mutex<Vec<Waker>>,
+    conns: Mutex<Slots>,
+    /// A request ended, a connection appeared or went: waiters pick again.
+    pub(crate) changed: Notify,
 }
 
 #[derive(Debug)]
-pub(crate) struct Slots {
-    pub(crate) live: Vec<Arc<Mutex<ConnShared>>>,
+struct Slots {
+    /// Open connections. A connection's driver removes it when it ends.
+    live: Vec<Arc<Mutex<ConnShared>>>,
     /// Connections being established (they count against the limit).
-    pub(crate) connecting: usize,
-    pub(crate) mux: MuxState,
+    connecting: usize,
+    mux: MuxState,
 }
 
 /// What `Pool::pick` decided.
@@ -36,8 +35,8 @@ pub(crate) enum Pick {
     Reuse(Arc<Mutex<ConnShared>>),
     /// A slot is reserved: open a new connection (`probe` = ask about multiplexing on it).
     Connect { probe: bool },
-    /// Everything is busy: wait for `notify`, having seen this generation.
-    Wait(u64),
+    /// Everything is busy: wait for [`Pool::changed`].
+    Wait,
 }
 
 impl Pool {
@@ -48,23 +47,16 @@ impl Pool {
                 connecting: 0,
                 mux,
             }),
-            generation: AtomicU64::new(0),
-            waiters: Mutex::new(Vec::new()),
+            changed: Notify::default(),
         }
     }
 
-    /// Something changed (a request ended, a connection died or appeared): waiters re-check.
     pub(crate) fn notify(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        for w in lock(&self.waiters).drain(..) {
-            w.wake();
-        }
+        self.changed.notify();
     }
 
     pub(crate) fn pick(&self, max_connections: usize, allow_reuse: bool) -> Pick {
-        let generation = self.generation.load(Ordering::SeqCst);
         let mut slots = lock(&self.conns);
-        slots.live.retain(|c| lock(c).dead.is_none());
         // The most recently used connection first: it is the likeliest to be alive, and it
         // lets the others reach their idle timeout and give their php-fpm workers back.
         let mut best: Option<(&Arc<Mutex<ConnShared>>, std::time::Instant)> = None;
@@ -80,7 +72,7 @@ impl Pool {
         // While the first connection probes, others wait for the answer rather than open
         // connections the backend may not want.
         if slots.mux == MuxState::Probing {
-            return Pick::Wait(generation);
+            return Pick::Wait;
         }
         if slots.live.len() + slots.connecting < max_connections.max(1) {
             slots.connecting += 1;
@@ -90,19 +82,7 @@ impl Pool {
             }
             return Pick::Connect { probe };
         }
-        Pick::Wait(generation)
-    }
-
-    /// Ready once `notify` was called after generation `seen`.
-    pub(crate) fn poll_changed(&self, seen: u64, cx: &mut Context<'_>) -> Poll<()> {
-        if self.generation.load(Ordering::SeqCst) != seen {
-            return Poll::Ready(());
-        }
-        lock(&self.waiters).push(cx.waker().clone());
-        if self.generation.load(Ordering::SeqCst) != seen {
-            return Poll::Ready(());
-        }
-        Poll::Pending
+        Pick::Wait
     }
 
     /// A reserved connection slot was filled (`Some`) or given up (`None`).
@@ -113,6 +93,12 @@ impl Pool {
             slots.live.push(c);
         }
         drop(slots);
+        self.notify();
+    }
+
+    /// A connection ended: it leaves the pool (with everything it holds).
+    pub(crate) fn remove(&self, conn: &Arc<Mutex<ConnShared>>) {
+        lock(&self.conns).live.retain(|c| !Arc::ptr_eq(c, conn));
         self.notify();
     }
 
@@ -128,8 +114,12 @@ impl Pool {
 
     /// Open connections.
     pub(crate) fn len(&self) -> usize {
-        let mut slots = lock(&self.conns);
-        slots.live.retain(|c| lock(c).dead.is_none());
-        slots.live.len()
+        lock(&self.conns).live.len()
+    }
+
+    /// Waiters registered on the pool and on its connections.
+    pub(crate) fn waiters(&self) -> usize {
+        let slots = lock(&self.conns);
+        self.changed.waiters() + slots.live.iter().map(|c| lock(c).waiters()).sum::<usize>()
     }
 }

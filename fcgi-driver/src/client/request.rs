@@ -30,12 +30,19 @@ impl RequestBody {
         Self::Stream(Box::pin(s))
     }
 
-    pub(crate) fn replay(&self) -> Option<Self> {
+    /// The body to send, leaving what a retry could send again: a `Full` body is shared
+    /// (a reference count, no copy), a stream is moved out (and cannot be sent twice).
+    pub(crate) fn take_for_send(&mut self) -> Self {
         match self {
-            Self::Empty => Some(Self::Empty),
-            Self::Full(b) => Some(Self::Full(b.clone())),
-            Self::Stream(_) => None,
+            Self::Empty => Self::Empty,
+            Self::Full(b) => Self::Full(b.clone()),
+            Self::Stream(_) => std::mem::take(self),
         }
+    }
+
+    /// Whether the body can be sent again.
+    pub(crate) fn is_replayable(&self) -> bool {
+        !matches!(self, Self::Stream(_))
     }
 }
 
@@ -225,18 +232,8 @@ impl ClientRequest {
         self
     }
 
-    /// A copy for a retry, if retrying is allowed and both bodies are replayable.
-    pub(crate) fn replay(&self) -> Option<Self> {
-        if !self.retry {
-            return None;
-        }
-        Some(Self {
-            role: self.role,
-            params: self.params.clone(),
-            stdin: self.stdin.replay()?,
-            data: self.data.replay()?,
-            error: self.error,
-            retry: self.retry,
-        })
+    /// Whether the retry-once rule may send this request again.
+    pub(crate) fn replayable(&self) -> bool {
+        self.retry && self.stdin.is_replayable() && self.data.is_replayable()
     }
 }

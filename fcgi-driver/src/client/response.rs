@@ -7,20 +7,29 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use super::conn::ConnShared;
+use super::conn::{ConnShared, Slot};
 use super::error::ClientError;
+use super::pool::Pool;
 use super::request::ClientRequest;
 use crate::runtime::BoxFuture;
 use crate::sync::lock;
 
-/// Where a request runs: its connection and id.
+/// Where a request runs: its connection and its entry there.
 pub(crate) struct Attached {
     pub(crate) shared: Arc<Mutex<ConnShared>>,
-    pub(crate) id: u16,
-    /// Its key in the connection's state (ids are reused; keys are not).
-    pub(crate) key: u64,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) slot: Slot,
     /// The connection had served requests before (so it may have died while idle).
     pub(crate) reused: bool,
+}
+
+impl Attached {
+    /// The response is done with the request (see [`ConnShared::release`]); the connection
+    /// may take another one.
+    fn release(&self) {
+        lock(&self.shared).release(self.slot);
+        self.pool.notify();
+    }
 }
 
 /// Re-sends a request (for the retry-once rule) and provides timers to responses.
@@ -29,7 +38,7 @@ pub(crate) trait Resend: Send + Sync + 'static {
         self: Arc<Self>,
         request: ClientRequest,
         fresh: bool,
-    ) -> BoxFuture<Result<Attached, ClientError>>;
+    ) -> BoxFuture<Result<(Attached, Option<ClientRequest>), ClientError>>;
     fn sleep(&self, duration: std::time::Duration) -> BoxFuture<()>;
 }
 
@@ -52,7 +61,7 @@ pub struct ResponseEnd {
 pub struct ClientResponse {
     pub(crate) attached: Attached,
     pub(crate) backend: Arc<dyn Resend>,
-    /// A copy of the request for the retry-once rule, while it still applies.
+    /// The request itself, kept for the retry-once rule while it still applies.
     pub(crate) replay: Option<ClientRequest>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) finished: bool,
@@ -62,7 +71,7 @@ pub struct ClientResponse {
 impl fmt::Debug for ClientResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientResponse")
-            .field("id", &self.attached.id)
+            .field("id", &self.attached.slot.id)
             .field("finished", &self.finished)
             .finish()
     }
@@ -75,7 +84,7 @@ fn retryable(e: &ClientError) -> bool {
 impl ClientResponse {
     /// The request id on its connection.
     pub fn id(&self) -> u16 {
-        self.attached.id
+        self.attached.slot.id
     }
 
     fn poll_deadline(&mut self, cx: &mut std::task::Context<'_>) -> Poll<ClientError> {
@@ -102,16 +111,18 @@ impl ClientResponse {
     async fn maybe_retry(&mut self, e: &ClientError) -> Option<Result<(), ClientError>> {
         if !retryable(e)
             || !self.attached.reused
-            || lock(&self.attached.shared).got_output(self.attached.key)
+            || lock(&self.attached.shared).got_output(self.attached.slot)
         {
             return None;
         }
         let request = self.replay.take()?;
         Some(
             match Arc::clone(&self.backend).resend(request, true).await {
-                Ok(attached) => {
-                    lock(&self.attached.shared).abandon(self.attached.key);
+                Ok((attached, replay)) => {
+                    self.attached.release();
                     self.attached = attached;
+                    // Never replayed twice: the retry-once rule.
+                    drop(replay);
                     Ok(())
                 }
                 Err(e) => Err(e),
@@ -127,7 +138,7 @@ impl ClientResponse {
                 if let Poll::Ready(e) = self.poll_deadline(cx) {
                     return Poll::Ready(Some(Err(e)));
                 }
-                lock(&self.attached.shared).poll_stdout(self.attached.key, cx)
+                lock(&self.attached.shared).poll_stdout(self.attached.slot, cx)
             })
             .await;
             match r {
@@ -157,7 +168,7 @@ impl ClientResponse {
     /// The next piece of `STDERR` received so far (waiting for one if none is there);
     /// `None` once the request ended and no kept stderr is left.
     pub async fn stderr_chunk(&mut self) -> Option<Bytes> {
-        std::future::poll_fn(|cx| lock(&self.attached.shared).poll_stderr(self.attached.key, cx))
+        std::future::poll_fn(|cx| lock(&self.attached.shared).poll_stderr(self.attached.slot, cx))
             .await
     }
 
@@ -168,7 +179,7 @@ impl ClientResponse {
                 if let Poll::Ready(e) = self.poll_deadline(cx) {
                     return Poll::Ready(Err(e));
                 }
-                lock(&self.attached.shared).poll_end(self.attached.key, cx)
+                lock(&self.attached.shared).poll_end(self.attached.slot, cx)
             })
             .await;
             match r {
@@ -214,6 +225,6 @@ impl ClientResponse {
 
 impl Drop for ClientResponse {
     fn drop(&mut self) {
-        lock(&self.attached.shared).abandon(self.attached.key);
+        self.attached.release();
     }
 }

@@ -11,7 +11,7 @@ use fcgi_core::{Params, Role};
 
 use super::shared::{Shared, StreamKind};
 use crate::runtime::Peer;
-use crate::sync::lock;
+use crate::sync::{NotifyWait, lock};
 
 /// A FastCGI application: called once per request, concurrently for multiplexed requests.
 ///
@@ -177,6 +177,10 @@ impl Response {
 
     async fn write(&mut self, kind: StreamKind, data: Bytes) -> io::Result<()> {
         let mut data = Some(data);
-        std::future::poll_fn(|cx| lock(&self.shared).poll_write(self.id, kind, &mut data, cx)).await
+        let mut wait = NotifyWait::default();
+        std::future::poll_fn(|cx| {
+            lock(&self.shared).poll_write(self.id, kind, &mut data, &mut wait, cx)
+        })
+        .await
     }
 }

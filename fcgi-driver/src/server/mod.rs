@@ -6,8 +6,10 @@ mod options;
 mod serve;
 mod shared;
 mod state;
+mod task;
 
-pub use driver::CANCELLED_APP_STATUS;
 pub use handler::{Body, Handler, Request, Response};
 pub use options::{ServerOptions, WebServerAddrs};
 pub use serve::{Server, ShutdownHandle};
+pub use state::ServerStats;
+pub use task::CANCELLED_APP_STATUS;

@@ -9,8 +9,9 @@ use std::time::Duration;
 use super::driver::Driver;
 use super::handler::Handler;
 use super::options::ServerOptions;
-use super::state::ServerState;
+use super::state::{ServerState, ServerStats};
 use crate::runtime::{BoxFuture, Listener, Peer, Runtime};
+use crate::sync::{NotifyWait, SignalWait};
 
 /// A FastCGI server on some runtime: accepts connections from a [`Listener`] and runs a
 /// [`Handler`] for every request.
@@ -50,6 +51,19 @@ impl ShutdownHandle {
             .requests
             .load(std::sync::atomic::Ordering::SeqCst)
     }
+
+    /// Live counts of what the server holds: connections, tasks, request entries and
+    /// registered waiters. Each falls back to zero once what made it is gone.
+    ///
+    /// ```
+    /// # fn demo<R: fcgi_driver::runtime::Runtime>(server: &fcgi_driver::server::Server<R>) {
+    /// let stats = server.shutdown_handle().stats();
+    /// println!("{} connections, {} handler tasks", stats.connections, stats.handler_tasks);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> ServerStats {
+        self.state.stats()
+    }
 }
 
 impl<R: Runtime> Server<R> {
@@ -86,9 +100,10 @@ impl<R: Runtime> Server<R> {
     ) -> io::Result<()> {
         let handler = Arc::new(handler);
         let mut backoff: Option<BoxFuture<()>> = None;
+        let mut draining = SignalWait::default();
         std::future::poll_fn(|cx| {
             loop {
-                if self.state.draining.poll_wait(cx).is_ready() {
+                if draining.poll(&self.state.draining, cx).is_ready() {
                     return Poll::Ready(());
                 }
                 if let Some(sleep) = &mut backoff {
@@ -111,15 +126,25 @@ impl<R: Runtime> Server<R> {
         .await;
         drop(listener);
         // Grace period, then force.
-        let mut grace = self.rt.sleep(self.opts.shutdown_timeout);
+        let mut grace = Some(self.rt.sleep(self.opts.shutdown_timeout));
+        let mut closed = NotifyWait::default();
         std::future::poll_fn(|cx| {
-            if self.state.poll_no_connections(cx).is_ready() {
-                return Poll::Ready(());
+            loop {
+                closed.arm(&self.state.no_connections);
+                if self.shutdown_handle().connections() == 0 {
+                    return Poll::Ready(());
+                }
+                if grace
+                    .as_mut()
+                    .is_some_and(|g| g.as_mut().poll(cx).is_ready())
+                {
+                    grace = None;
+                    self.state.force.set();
+                }
+                if closed.poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
             }
-            if grace.as_mut().poll(cx).is_ready() {
-                self.state.force.set();
-            }
-            Poll::Pending
         })
         .await;
         Ok(())

@@ -1,6 +1,7 @@
-//! State shared between a connection's driver task and its request handlers: the core
-//! connection, per-request input queues and the wakers that link them. Every method runs
-//! under the connection's mutex and never awaits.
+//! One connection's state, shared between its driver task and its requests' handlers: the
+//! core connection and the connection's one request map. Every method runs under the
+//! connection's mutex and never awaits. Dropping it (with the connection) drops every
+//! request entry, queue and waker of the connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -12,7 +13,8 @@ use bytes::Bytes;
 use fcgi_core::server::ServerConnection;
 use fcgi_core::{ApiError, Error, ProtocolStatus, Role};
 
-use crate::sync::{Flag, lock};
+use crate::stats::Token;
+use crate::sync::{Notify, NotifyWait, OneWaiter, lock};
 
 /// Which stream of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +25,7 @@ pub(crate) enum StreamKind {
     Stderr,
 }
 
+/// An input stream (`STDIN` or `DATA`) on its way to the handler.
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     chunks: VecDeque<Bytes>,
@@ -31,6 +34,7 @@ pub(crate) struct Queue {
     /// the stream is then dropped and the reader gets an error).
     received: u64,
     overflow: bool,
+    /// The handler's task, while it waits for this stream.
     waker: Option<Waker>,
 }
 
@@ -40,21 +44,26 @@ impl Queue {
             w.wake();
         }
     }
+
+    fn unread(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum()
+    }
 }
 
-/// One active request.
+/// Everything the driver keeps for one request, from `BEGIN_REQUEST` until it ends.
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub(crate) role: Role,
     pub(crate) keep_conn: bool,
     stdin: Queue,
     data: Queue,
-    /// Set when the web server aborts the request or the connection goes away.
-    pub(crate) abort: Arc<Flag>,
+    /// Set when the web server aborts the request or the connection goes away; the handler
+    /// task waits on it.
+    pub(crate) abort: Arc<OneWaiter>,
     /// Whether a handler runs for it (params complete and admitted).
     pub(crate) spawned: bool,
-    /// Whether every input stream the role has has ended.
-    pub(crate) input_done: bool,
+    /// Counts the entry in [`ServerStats::request_entries`](super::ServerStats).
+    _live: Token,
 }
 
 /// Write coalescing: while a handler task of the connection is being polled, the driver is
@@ -97,9 +106,12 @@ impl Drop for Corked<'_> {
 pub(crate) struct Shared {
     pub(crate) conn: ServerConnection,
     pub(crate) cork: Arc<Cork>,
+    /// The connection's one request map, by request id.
     pub(crate) slots: HashMap<u16, Slot>,
+    /// The driver task (one task: one slot, replaced when it changes).
     driver: Option<Waker>,
-    writers: Vec<Waker>,
+    /// Handlers waiting for transmit room.
+    room: Notify,
     /// Payload bytes queued for handlers that have not read them yet.
     pub(crate) buffered: usize,
     pub(crate) buffer_limit: usize,
@@ -125,7 +137,7 @@ impl Shared {
             cork: Arc::default(),
             slots: HashMap::new(),
             driver: None,
-            writers: Vec::new(),
+            room: Notify::default(),
             buffered: 0,
             buffer_limit,
             closed: None,
@@ -161,13 +173,14 @@ impl Shared {
         self.buffered < self.buffer_limit
     }
 
+    /// Wakes the handlers waiting for transmit room, if there is some.
     pub(crate) fn wake_writers(&mut self) {
-        for w in self.writers.drain(..) {
-            w.wake();
+        if self.conn.send_capacity() > 0 {
+            self.room.notify();
         }
     }
 
-    pub(crate) fn open_slot(&mut self, id: u16, role: Role, keep_conn: bool) {
+    pub(crate) fn open_slot(&mut self, id: u16, role: Role, keep_conn: bool, live: Token) {
         self.slots.insert(
             id,
             Slot {
@@ -175,13 +188,14 @@ impl Shared {
                 keep_conn,
                 stdin: Queue::default(),
                 data: Queue::default(),
-                abort: Arc::new(Flag::default()),
+                abort: Arc::default(),
                 spawned: false,
-                input_done: false,
+                _live: live,
             },
         );
     }
 
+    /// A piece of input (`Some`) or the end (`None`) of one of the request's streams.
     pub(crate) fn push_input(
         &mut self,
         id: u16,
@@ -208,29 +222,33 @@ impl Shared {
                     q.chunks.push_back(d);
                 }
             }
-            None => {
-                q.done = true;
-                let role_done = match slot.role {
-                    Role::Filter => kind == StreamKind::Data,
-                    _ => true,
-                };
-                slot.input_done |= role_done;
-            }
+            None => q.done = true,
         }
         q.wake();
     }
 
-    /// Ends a request on the wire (if the connection still can) and forgets it.
-    pub(crate) fn finish(&mut self, id: u16, app_status: u32, status: ProtocolStatus) {
+    /// Forgets a request's entry (its unread input leaves the budget; readers learn it).
+    fn remove_slot(&mut self, id: u16) {
         if let Some(mut slot) = self.slots.remove(&id) {
             for q in [&mut slot.stdin, &mut slot.data] {
-                self.buffered -= q.chunks.iter().map(Bytes::len).sum::<usize>();
+                self.buffered -= q.unread();
                 q.wake();
             }
+            slot.abort.set();
         }
+    }
+
+    /// Ends a request on the wire (if the connection still can) and forgets it.
+    pub(crate) fn finish(&mut self, id: u16, app_status: u32, status: ProtocolStatus) {
+        self.remove_slot(id);
         // Fails only if the core already ended it, which cannot happen for a live slot.
         let _ = self.conn.end_request(id, app_status, status);
         self.wake_driver_for_output();
+    }
+
+    /// The core ended a request on its own (`Event::Rejected`): forget its entry.
+    pub(crate) fn rejected(&mut self, id: u16) {
+        self.remove_slot(id);
     }
 
     /// Marks the connection gone: every reader, writer and handler learns it.
@@ -243,7 +261,7 @@ impl Shared {
             slot.stdin.wake();
             slot.data.wake();
         }
-        self.wake_writers();
+        self.room.notify();
     }
 
     pub(crate) fn poll_chunk(
@@ -285,27 +303,40 @@ impl Shared {
         if aborted {
             return Poll::Ready(Some(Err(io::ErrorKind::ConnectionAborted.into())));
         }
-        q.waker = Some(cx.waker().clone());
+        match &q.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => q.waker = Some(cx.waker().clone()),
+        }
         Poll::Pending
     }
 
+    /// Queues `data` on the request's `STDOUT` or `STDERR`, waiting (through `wait`) while
+    /// the transmit queue is full.
     pub(crate) fn poll_write(
         &mut self,
         id: u16,
         kind: StreamKind,
         data: &mut Option<Bytes>,
+        wait: &mut NotifyWait,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
-        if let Some(kind) = self.closed {
-            return Poll::Ready(Err(kind.into()));
-        }
-        if !self.slots.contains_key(&id) {
-            return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
-        }
-        if self.conn.send_capacity() == 0 {
-            self.writers.push(cx.waker().clone());
+        loop {
+            if let Some(kind) = self.closed {
+                return Poll::Ready(Err(kind.into()));
+            }
+            if !self.slots.contains_key(&id) {
+                return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
+            }
+            if self.conn.send_capacity() > 0 {
+                break;
+            }
+            // Full: register, then wait for the driver to write some out. The driver
+            // notifies under this same lock, so no notification can fall in between.
+            wait.arm(&self.room);
             self.wake_driver();
-            return Poll::Pending;
+            if wait.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
         }
         let Some(bytes) = data.take() else {
             return Poll::Ready(Ok(()));

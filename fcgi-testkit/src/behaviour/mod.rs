@@ -13,6 +13,7 @@
 //! (the test application's [`util::Probe`] counts handlers whose future was dropped).
 
 pub mod client;
+pub mod endurance;
 pub mod fixture;
 pub mod loopback;
 pub mod mock;
@@ -28,6 +29,7 @@ use fcgi_driver::client::Connector;
 use fcgi_driver::runtime::{Listener, Runtime, Transport};
 
 pub use client::*;
+pub use endurance::*;
 pub use loopback::*;
 pub use server::*;
 
@@ -138,11 +140,31 @@ macro_rules! behaviour_suite {
         );
     };
     (@tests $harness:ty; $($name:ident),* $(,)?) => {
+        $crate::behaviour_suite!(@each $harness; $($name),*);
+    };
+    (@each $harness:ty; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
                 $crate::behaviour::$name::<$harness>();
             }
         )*
+    };
+}
+
+/// Generates the endurance tests ([`endurance`]) for a [`Harness`] type. They measure the
+/// process's resident memory, so an adapter puts them in a test binary of their own (other
+/// tests running beside them would move it), where they run one at a time.
+///
+/// ```text
+/// fcgi_testkit::endurance_suite!(TokioHarness);
+/// ```
+#[macro_export]
+macro_rules! endurance_suite {
+    ($harness:ty) => {
+        $crate::behaviour_suite!(@each $harness;
+            server_short_connections_leave_nothing,
+            client_pool_closed_connections_leave_nothing,
+        );
     };
 }

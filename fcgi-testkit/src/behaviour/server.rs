@@ -239,7 +239,13 @@ pub fn server_max_connections<H: Harness>() {
 
         let (b, _) = srv.client(&h, client_opts(Multiplexing::Off), plan_inert());
         let r = fetch::<H>(&rt, &b, req("ok")).await;
-        assert!(r.as_ref().is_err_and(is_cut), "{r:?}");
+        // Cut, or refused: when the client sees the close before it sends (each time it
+        // tries), it reports that the backend closes every new connection.
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| is_cut(e) || matches!(e, ClientError::Connect(_))),
+            "{r:?}"
+        );
         let mut raw = srv.raw();
         // The server may already have closed it: a failed write is part of the answer.
         let _ = raw.send(&raw_request(&[("DO", "ok")], true, None));
@@ -396,6 +402,16 @@ pub fn server_params_over_limit<H: Harness>() {
             assert_eq!(app.probe.started(), round);
         }
         assert_eq!(srv.net.opened(), 1);
+        // A refused request leaves no entry on the kept-alive connection (a stale one would
+        // also keep its keep-alive timer from ever starting).
+        let big = req("ok").param("BIG", "x".repeat(4000));
+        let r = fetch::<H>(&rt, &c, big).await;
+        assert!(matches!(r, Err(ClientError::Overloaded)), "{r:?}");
+        eventually(&rt, "no request entry is left", || {
+            srv.handle.stats().request_entries == 0
+        })
+        .await;
+        assert_eq!(srv.handle.stats().connections, 1);
     });
 }
 

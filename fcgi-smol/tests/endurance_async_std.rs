@@ -1,0 +1,11 @@
+//! The shared endurance suite (`fcgi_testkit::behaviour::endurance`) on fcgi-smol with
+//! async-std's executor: tens of thousands of short connections to our server and through our
+//! client pool leave no task, request entry, registration or memory behind. A binary of its
+//! own: the scenarios measure the process's resident memory.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness_async_std;
+
+use harness_async_std::AsyncStdHarness;
+
+fcgi_testkit::endurance_suite!(AsyncStdHarness);
