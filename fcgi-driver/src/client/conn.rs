@@ -94,6 +94,9 @@ pub(crate) struct ConnShared {
     driver: Option<Waker>,
     /// Body feeders waiting for transmit room.
     room: Notify,
+    /// Body feeders waiting for their body stream, told when a request ends, fails or is
+    /// abandoned, or the connection dies (their request may no longer want its body).
+    lifecycle: Notify,
     /// The multiplexing probe, while it waits for `GET_VALUES_RESULT`.
     probe_waker: Option<Waker>,
     values: Option<Params>,
@@ -127,6 +130,7 @@ impl ConnShared {
             entries,
             driver: None,
             room: Notify::default(),
+            lifecycle: Notify::default(),
             probe_waker: None,
             values: None,
             buffered: 0,
@@ -157,6 +161,13 @@ impl ConnShared {
     /// Wakes the body feeders waiting for transmit room.
     pub(crate) fn wake_feeders(&self) {
         self.room.notify();
+    }
+
+    /// A request ended, failed or was abandoned, or the connection died: every feeder looks
+    /// again at whether its request still wants its body.
+    fn requests_changed(&self) {
+        self.room.notify();
+        self.lifecycle.notify();
     }
 
     pub(crate) fn has_input_room(&self) -> bool {
@@ -281,7 +292,7 @@ impl ConnShared {
             r.wake();
             self.requests.insert(ended_key(r.serial), r);
         }
-        self.wake_feeders();
+        self.requests_changed();
     }
 
     /// Removes the entry of `slot`, giving its unread bytes back to the budget.
@@ -316,7 +327,14 @@ impl ConnShared {
         if let Some(w) = self.probe_waker.take() {
             w.wake();
         }
-        self.wake_feeders();
+        // The driver task is over: its waker (which keeps the task's allocation) goes too.
+        self.driver = None;
+        self.requests_changed();
+    }
+
+    /// The probe stopped waiting (answered or timed out): forget its waker.
+    pub(crate) fn stop_probe(&mut self) {
+        self.probe_waker = None;
     }
 
     pub(crate) fn poll_values(&mut self, cx: &mut Context<'_>) -> Poll<Option<Params>> {
@@ -432,15 +450,20 @@ impl ConnShared {
             self.kill = true;
             self.remove(slot);
         }
-        self.wake_feeders();
+        self.requests_changed();
         self.wake_driver();
     }
 
     /// The request's body failed on our side: the request fails with that error and is
-    /// aborted (multiplexed connection) or its connection closed (otherwise).
+    /// aborted (multiplexed connection) or its connection closed (otherwise) — if it is
+    /// still in flight. (Once its `END_REQUEST` came, the application has answered: the
+    /// answer stands, and the id may already belong to the next request.)
     pub(crate) fn fail_body(&mut self, slot: Slot, e: io::Error) {
+        if !self.in_flight(slot) {
+            return;
+        }
         let multiplexed = self.conn.config().max_concurrent_requests > 1;
-        let Some(r) = self.entry(slot) else {
+        let Some(r) = self.requests.get_mut(&live_key(slot.id)) else {
             return;
         };
         if r.end.is_none() {
@@ -453,18 +476,29 @@ impl ConnShared {
         } else {
             self.kill = true;
         }
+        self.requests_changed();
         self.wake_driver();
     }
 
-    /// Whether the request still wants its body (it is in flight and not abandoned).
-    pub(crate) fn wants_body(&mut self, slot: Slot) -> bool {
-        if self.dead.is_some() || self.kill {
-            return false;
-        }
-        let live = live_key(slot.id);
-        self.requests
-            .get(&live)
-            .is_some_and(|r| r.serial == slot.serial && !r.orphaned && r.end.is_none())
+    /// Whether `slot` is a request of a live connection that the core still has in flight.
+    fn in_flight(&self, slot: Slot) -> bool {
+        self.dead.is_none()
+            && !self.kill
+            && self.conn.is_in_flight(slot.id)
+            && self
+                .requests
+                .get(&live_key(slot.id))
+                .is_some_and(|r| r.serial == slot.serial)
+    }
+
+    /// Whether the request still wants its body: in flight (for the core too: its
+    /// `END_REQUEST` may be parsed and not yet dispatched), not abandoned, not failed.
+    pub(crate) fn wants_body(&self, slot: Slot) -> bool {
+        self.in_flight(slot)
+            && self
+                .requests
+                .get(&live_key(slot.id))
+                .is_some_and(|r| !r.orphaned && r.end.is_none())
     }
 
     /// Registers a feeder waiting for transmit room (see [`NotifyWait`]).
@@ -472,8 +506,13 @@ impl ConnShared {
         wait.arm(&self.room);
     }
 
+    /// Registers a feeder waiting for its body stream (see [`NotifyWait`]).
+    pub(crate) fn wait_lifecycle(&self, wait: &mut NotifyWait) {
+        wait.arm(&self.lifecycle);
+    }
+
     /// Registered waiters on this connection (feeders and the probe).
     pub(crate) fn waiters(&self) -> usize {
-        self.room.waiters() + usize::from(self.probe_waker.is_some())
+        self.room.waiters() + self.lifecycle.waiters() + usize::from(self.probe_waker.is_some())
     }
 }

@@ -36,8 +36,7 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
             Ok(()) => (io::ErrorKind::NotConnected, ClientError::Truncated),
             Err(e) => e,
         };
-        lock(&self.shared).die(kind, &error);
-        self.pool.remove(&self.shared);
+        self.pool.remove(&self.shared, |c| c.die(kind, &error));
     }
 
     fn poll_drive(
@@ -81,7 +80,8 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
             self.pump
                 .stalled_since
                 .map(|t| (t + self.write_timeout, "write timeout"))
-        } else if g.conn.requests_in_flight() > 0 && !eof {
+        } else if g.conn.requests_in_flight() > 0 && !eof && g.has_input_room() {
+            // (With the input budget spent, a caller reading slowly, the silence is ours.)
             Some((last_activity + self.read_timeout, "read timeout"))
         } else if idle {
             Some((

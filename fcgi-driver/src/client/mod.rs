@@ -284,8 +284,8 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
             changed.arm(&self.pool.changed);
             match self.pool.pick(self.opts.max_connections, !fresh) {
                 Pick::Reuse(c) => return Ok(c),
-                Pick::Connect { probe } => {
-                    if let Some(c) = self.connect(probe).await? {
+                Pick::Connect(reservation) => {
+                    if let Some(c) = self.connect(reservation).await? {
                         return Ok(c);
                     }
                     stillborn += 1;
@@ -321,7 +321,7 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
     /// the backend closed it after the probe); the caller picks again.
     async fn connect(
         self: &Arc<Self>,
-        probe: bool,
+        mut reservation: pool::Reservation<'_>,
     ) -> Result<Option<Arc<Mutex<ConnShared>>>, ClientError> {
         let io = match with_timeout(
             &self.rt,
@@ -332,10 +332,9 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
         {
             Some(Ok(io)) => io,
             failed => {
-                self.pool.connected(None);
-                if probe {
-                    self.pool.set_mux(None);
-                }
+                // Dropping the reservation gives the slot back (and the probe to the next
+                // connection).
+                drop(reservation);
                 return Err(match failed {
                     Some(Err(e)) => ClientError::Connect(e),
                     _ => ClientError::Timeout("connect timeout"),
@@ -366,17 +365,13 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
             _live: self.gauges.connection_tasks.token(),
         };
         self.rt.spawn(Box::pin(driver.run()));
-        if probe {
+        reservation.opened(&shared);
+        if reservation.probe {
             let capacity = self.probe(&shared).await;
-            self.pool.set_mux(Some(capacity));
+            self.pool.set_mux(capacity);
             lock(&shared).conn.set_max_concurrent_requests(capacity);
         }
-        if lock(&shared).dead.is_some() {
-            self.pool.connected(None);
-            return Ok(None);
-        }
-        self.pool.connected(Some(Arc::clone(&shared)));
-        Ok(Some(shared))
+        Ok(reservation.fill(&shared).then_some(shared))
     }
 
     /// Asks the backend whether it multiplexes: `GET_VALUES` for `FCGI_MPXS_CONNS` and
@@ -400,6 +395,8 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
         )
         .await
         .flatten();
+        // No answer in time: the waker it registered must not stay behind.
+        lock(shared).stop_probe();
         answer.map_or(1, |values| mux_capacity(&values))
     }
 }
@@ -470,13 +467,38 @@ async fn feed_one(
     match body {
         RequestBody::Empty => {}
         RequestBody::Full(b) => write_all(shared, slot, kind, b).await?,
-        RequestBody::Stream(mut s) => loop {
-            match std::future::poll_fn(|cx| s.as_mut().poll_next(cx)).await {
-                None => break,
-                Some(Ok(b)) => write_all(shared, slot, kind, b).await?,
-                Some(Err(e)) => return Err(Some(e)),
+        RequestBody::Stream(mut s) => {
+            let mut wait = NotifyWait::default();
+            loop {
+                // The next piece — unless the request stops wanting its body meanwhile (its
+                // response dropped, its END_REQUEST, the connection's death): a stalled
+                // upload must not keep the feeder, its stream and the connection alive.
+                let next = std::future::poll_fn(|cx| {
+                    loop {
+                        {
+                            let g = lock(shared);
+                            if !g.wants_body(slot) {
+                                return Poll::Ready(None);
+                            }
+                            g.wait_lifecycle(&mut wait);
+                        }
+                        if let Poll::Ready(item) = s.as_mut().poll_next(cx) {
+                            return Poll::Ready(Some(item));
+                        }
+                        if wait.poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                    }
+                })
+                .await;
+                match next {
+                    None => return Err(None),
+                    Some(None) => break,
+                    Some(Some(Ok(b))) => write_all(shared, slot, kind, b).await?,
+                    Some(Some(Err(e))) => return Err(Some(e)),
+                }
             }
-        },
+        }
     }
     let mut g = lock(shared);
     if !g.wants_body(slot) {
@@ -487,7 +509,18 @@ async fn feed_one(
         Kind::Data => g.conn.end_data(slot.id),
     };
     g.wake_driver();
-    ended.map_err(|e| Some(io::Error::new(io::ErrorKind::InvalidInput, e)))
+    ended.map_err(send_error)
+}
+
+/// What a failed send of body bytes means: the request is gone (ended or aborted since the
+/// check; `None`, nothing to report), or our own misuse (an error for the request).
+fn send_error(e: fcgi_core::Error) -> Option<io::Error> {
+    match e {
+        fcgi_core::Error::Api(
+            fcgi_core::ApiError::UnknownRequest(_) | fcgi_core::ApiError::WrongPhase { .. },
+        ) => None,
+        e => Some(io::Error::new(io::ErrorKind::InvalidInput, e)),
+    }
 }
 
 /// Transmit room for request-body bytes. Bodies leave a reserve below the core's output
@@ -533,9 +566,7 @@ async fn write_all(
                     Kind::Data => g.conn.send_data(slot.id, piece),
                 };
                 g.wake_driver();
-                return Poll::Ready(
-                    sent.map_err(|e| Some(io::Error::new(io::ErrorKind::InvalidInput, e))),
-                );
+                return Poll::Ready(sent.map_err(send_error));
             }
         })
         .await?;

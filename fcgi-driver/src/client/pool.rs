@@ -30,13 +30,71 @@ struct Slots {
 }
 
 /// What `Pool::pick` decided.
-pub(crate) enum Pick {
+pub(crate) enum Pick<'a> {
     /// Use this existing connection.
     Reuse(Arc<Mutex<ConnShared>>),
-    /// A slot is reserved: open a new connection (`probe` = ask about multiplexing on it).
-    Connect { probe: bool },
+    /// A slot is reserved: open a new connection in it.
+    Connect(Reservation<'a>),
     /// Everything is busy: wait for [`Pool::changed`].
     Wait,
+}
+
+/// A connection slot reserved by [`Pool::pick`], and the multiplexing probe if this
+/// connection is to run it. Dropped unfilled (the connect failed, or the caller gave up and
+/// dropped its future mid-connect), it gives the slot back and lets the next connection
+/// probe: a cancelled request never leaves the pool short of a slot or stuck probing.
+pub(crate) struct Reservation<'a> {
+    pool: &'a Pool,
+    /// Ask about multiplexing on this connection.
+    pub(crate) probe: bool,
+    filled: bool,
+    /// The connection opened in the slot, while it is being probed: closed if the
+    /// reservation is dropped (nobody would ever use it).
+    opened: Option<Arc<Mutex<ConnShared>>>,
+}
+
+impl Reservation<'_> {
+    /// The connection is open and its task runs; it is not in the pool yet.
+    pub(crate) fn opened(&mut self, conn: &Arc<Mutex<ConnShared>>) {
+        self.opened = Some(Arc::clone(conn));
+    }
+
+    /// The connection is open: it joins the pool, unless it already died (then `false`:
+    /// pick again).
+    pub(crate) fn fill(mut self, conn: &Arc<Mutex<ConnShared>>) -> bool {
+        self.filled = true;
+        let mut slots = lock(&self.pool.conns);
+        slots.connecting -= 1;
+        // Checked under the pool's lock: a driver that ends removes its connection under
+        // it too, so a dead connection can never be pushed after its removal.
+        let alive = lock(conn).dead.is_none();
+        if alive {
+            slots.live.push(Arc::clone(conn));
+        }
+        drop(slots);
+        self.pool.notify();
+        alive
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.filled {
+            return;
+        }
+        if let Some(conn) = self.opened.take() {
+            let mut c = lock(&conn);
+            c.kill = true;
+            c.wake_driver();
+        }
+        let mut slots = lock(&self.pool.conns);
+        slots.connecting -= 1;
+        if self.probe && slots.mux == MuxState::Probing {
+            slots.mux = MuxState::Unknown;
+        }
+        drop(slots);
+        self.pool.notify();
+    }
 }
 
 impl Pool {
@@ -55,7 +113,7 @@ impl Pool {
         self.changed.notify();
     }
 
-    pub(crate) fn pick(&self, max_connections: usize, allow_reuse: bool) -> Pick {
+    pub(crate) fn pick(&self, max_connections: usize, allow_reuse: bool) -> Pick<'_> {
         let mut slots = lock(&self.conns);
         // The most recently used connection first: it is the likeliest to be alive, and it
         // lets the others reach their idle timeout and give their php-fpm workers back.
@@ -80,31 +138,29 @@ impl Pool {
             if probe {
                 slots.mux = MuxState::Probing;
             }
-            return Pick::Connect { probe };
+            return Pick::Connect(Reservation {
+                pool: self,
+                probe,
+                filled: false,
+                opened: None,
+            });
         }
         Pick::Wait
     }
 
-    /// A reserved connection slot was filled (`Some`) or given up (`None`).
-    pub(crate) fn connected(&self, conn: Option<Arc<Mutex<ConnShared>>>) {
+    /// A connection ended: it is marked dead and leaves the pool (with everything it holds),
+    /// under the pool's lock (see [`Reservation::fill`]).
+    pub(crate) fn remove(&self, conn: &Arc<Mutex<ConnShared>>, die: impl FnOnce(&mut ConnShared)) {
         let mut slots = lock(&self.conns);
-        slots.connecting -= 1;
-        if let Some(c) = conn {
-            slots.live.push(c);
-        }
+        die(&mut lock(conn));
+        slots.live.retain(|c| !Arc::ptr_eq(c, conn));
         drop(slots);
         self.notify();
     }
 
-    /// A connection ended: it leaves the pool (with everything it holds).
-    pub(crate) fn remove(&self, conn: &Arc<Mutex<ConnShared>>) {
-        lock(&self.conns).live.retain(|c| !Arc::ptr_eq(c, conn));
-        self.notify();
-    }
-
-    /// Records the probe's outcome (`None`: unknown yet, probe again on the next connection).
-    pub(crate) fn set_mux(&self, capacity: Option<u16>) {
-        lock(&self.conns).mux = capacity.map_or(MuxState::Unknown, MuxState::Known);
+    /// Records the probe's outcome.
+    pub(crate) fn set_mux(&self, capacity: u16) {
+        lock(&self.conns).mux = MuxState::Known(capacity);
         self.notify();
     }
 

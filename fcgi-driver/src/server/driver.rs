@@ -13,7 +13,7 @@ use fcgi_core::server::{Event, ServerConnection};
 
 use super::handler::{Body, Handler, Request, Response};
 use super::options::ServerOptions;
-use super::shared::{Shared, StreamKind};
+use super::shared::{Shared, StreamKind, Ticket};
 use super::state::ServerState;
 use super::task::{CANCELLED_APP_STATUS, HandlerTask};
 use crate::pump::{Alarm, Endpoint, Pump, PumpError};
@@ -153,7 +153,9 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
                 "keep-alive timeout",
             ));
         }
-        if !self.pump.eof() && g.conn.awaiting_input() {
+        // Only while we read: with the input budget spent (a handler reading slowly), the
+        // silence is ours, not the peer's.
+        if !self.pump.eof() && g.conn.awaiting_input() && g.has_input_room() {
             return Some((self.pump.last_read + opts.read_timeout, "read timeout"));
         }
         None
@@ -240,9 +242,13 @@ impl<R: Runtime, H: Handler> Conn<'_, R, H> {
         };
         slot.spawned = true;
         let role = slot.role;
+        let ticket = Ticket {
+            id,
+            serial: slot.serial,
+        };
         let body = |kind, has: bool| Body {
             shared: has.then(|| Arc::clone(&cx.shared)),
-            id,
+            ticket,
             kind,
         };
         let request = Request {
@@ -256,12 +262,12 @@ impl<R: Runtime, H: Handler> Conn<'_, R, H> {
         };
         let response = Response {
             shared: Arc::clone(&cx.shared),
-            id,
+            ticket,
         };
         let task = HandlerTask {
             shared: Arc::clone(&cx.shared),
             state: Arc::clone(&cx.state),
-            id,
+            ticket,
             done: false,
             _live: cx.state.handler_tasks.token(),
         };

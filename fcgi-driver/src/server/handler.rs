@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use fcgi_core::{Params, Role};
 
-use super::shared::{Shared, StreamKind};
+use super::shared::{Shared, StreamKind, Ticket};
 use crate::runtime::Peer;
 use crate::sync::{NotifyWait, lock};
 
@@ -108,7 +108,7 @@ impl Request {
 #[derive(Debug)]
 pub struct Body {
     pub(crate) shared: Option<Arc<Mutex<Shared>>>,
-    pub(crate) id: u16,
+    pub(crate) ticket: Ticket,
     pub(crate) kind: StreamKind,
 }
 
@@ -124,7 +124,7 @@ impl Body {
         let Some(shared) = &self.shared else {
             return Poll::Ready(None);
         };
-        lock(shared).poll_chunk(self.id, self.kind, cx)
+        lock(shared).poll_chunk(self.ticket, self.kind, cx)
     }
 
     /// Reads the whole stream, failing with `InvalidData` if it exceeds `limit` bytes.
@@ -156,13 +156,13 @@ impl futures_core::Stream for Body {
 #[derive(Debug)]
 pub struct Response {
     pub(crate) shared: Arc<Mutex<Shared>>,
-    pub(crate) id: u16,
+    pub(crate) ticket: Ticket,
 }
 
 impl Response {
     /// The request id this response belongs to.
     pub fn id(&self) -> u16 {
-        self.id
+        self.ticket.id
     }
 
     /// Writes response bytes (`STDOUT`: CGI headers, blank line, body).
@@ -179,7 +179,7 @@ impl Response {
         let mut data = Some(data);
         let mut wait = NotifyWait::default();
         std::future::poll_fn(|cx| {
-            lock(&self.shared).poll_write(self.id, kind, &mut data, &mut wait, cx)
+            lock(&self.shared).poll_write(self.ticket, kind, &mut data, &mut wait, cx)
         })
         .await
     }

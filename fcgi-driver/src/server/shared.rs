@@ -50,9 +50,20 @@ impl Queue {
     }
 }
 
+/// What a handler's `Body` and `Response` hold to find their request: the id, and a serial
+/// that tells it apart from a later request reusing the id (a web server may reuse it as soon
+/// as it reads our `END_REQUEST`, while a handler may have handed its `Response` to a task
+/// of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    pub(crate) id: u16,
+    pub(crate) serial: u64,
+}
+
 /// Everything the driver keeps for one request, from `BEGIN_REQUEST` until it ends.
 #[derive(Debug)]
 pub(crate) struct Slot {
+    pub(crate) serial: u64,
     pub(crate) role: Role,
     pub(crate) keep_conn: bool,
     stdin: Queue,
@@ -108,6 +119,7 @@ pub(crate) struct Shared {
     pub(crate) cork: Arc<Cork>,
     /// The connection's one request map, by request id.
     pub(crate) slots: HashMap<u16, Slot>,
+    next_serial: u64,
     /// The driver task (one task: one slot, replaced when it changes).
     driver: Option<Waker>,
     /// Handlers waiting for transmit room.
@@ -136,6 +148,7 @@ impl Shared {
             conn,
             cork: Arc::default(),
             slots: HashMap::new(),
+            next_serial: 0,
             driver: None,
             room: Notify::default(),
             buffered: 0,
@@ -181,9 +194,12 @@ impl Shared {
     }
 
     pub(crate) fn open_slot(&mut self, id: u16, role: Role, keep_conn: bool, live: Token) {
+        let serial = self.next_serial;
+        self.next_serial += 1;
         self.slots.insert(
             id,
             Slot {
+                serial,
                 role,
                 keep_conn,
                 stdin: Queue::default(),
@@ -238,6 +254,20 @@ impl Shared {
         }
     }
 
+    /// The slot `ticket` names, if its request is still the one with that id.
+    fn slot(&mut self, ticket: Ticket) -> Option<&mut Slot> {
+        self.slots
+            .get_mut(&ticket.id)
+            .filter(|s| s.serial == ticket.serial)
+    }
+
+    /// Ends the request `ticket` names, if it has not ended yet (see [`finish`](Self::finish)).
+    pub(crate) fn finish_ticket(&mut self, ticket: Ticket, app_status: u32) {
+        if self.slot(ticket).is_some() {
+            self.finish(ticket.id, app_status, ProtocolStatus::RequestComplete);
+        }
+    }
+
     /// Ends a request on the wire (if the connection still can) and forgets it.
     pub(crate) fn finish(&mut self, id: u16, app_status: u32, status: ProtocolStatus) {
         self.remove_slot(id);
@@ -256,6 +286,8 @@ impl Shared {
         if self.closed.is_none() {
             self.closed = Some(kind);
         }
+        // The driver task is over: its waker (which keeps the task's allocation) goes too.
+        self.driver = None;
         for slot in self.slots.values_mut() {
             slot.abort.set();
             slot.stdin.wake();
@@ -266,12 +298,12 @@ impl Shared {
 
     pub(crate) fn poll_chunk(
         &mut self,
-        id: u16,
+        ticket: Ticket,
         kind: StreamKind,
         cx: &mut Context<'_>,
     ) -> Poll<Option<io::Result<Bytes>>> {
         let closed = self.closed;
-        let Some(slot) = self.slots.get_mut(&id) else {
+        let Some(slot) = self.slot(ticket) else {
             return Poll::Ready(Some(Err(io::ErrorKind::ConnectionAborted.into())));
         };
         let aborted = slot.abort.is_set();
@@ -314,7 +346,7 @@ impl Shared {
     /// the transmit queue is full.
     pub(crate) fn poll_write(
         &mut self,
-        id: u16,
+        ticket: Ticket,
         kind: StreamKind,
         data: &mut Option<Bytes>,
         wait: &mut NotifyWait,
@@ -324,7 +356,7 @@ impl Shared {
             if let Some(kind) = self.closed {
                 return Poll::Ready(Err(kind.into()));
             }
-            if !self.slots.contains_key(&id) {
+            if self.slot(ticket).is_none() {
                 return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
             }
             if self.conn.send_capacity() > 0 {
@@ -342,9 +374,9 @@ impl Shared {
             return Poll::Ready(Ok(()));
         };
         let sent = if kind == StreamKind::Stderr {
-            self.conn.send_stderr(id, bytes)
+            self.conn.send_stderr(ticket.id, bytes)
         } else {
-            self.conn.send_stdout(id, bytes)
+            self.conn.send_stdout(ticket.id, bytes)
         };
         self.wake_driver_for_output();
         Poll::Ready(sent.map_err(core_error))

@@ -7,10 +7,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use fcgi_core::ProtocolStatus;
-
 use super::handler::{Handler, Request, Response};
-use super::shared::Shared;
+use super::shared::{Shared, Ticket};
 use super::state::ServerState;
 use crate::stats::Token;
 use crate::sync::{OneWaiter, lock};
@@ -24,7 +22,7 @@ pub const CANCELLED_APP_STATUS: u32 = 143;
 pub(crate) struct HandlerTask {
     pub(crate) shared: Arc<Mutex<Shared>>,
     pub(crate) state: Arc<ServerState>,
-    pub(crate) id: u16,
+    pub(crate) ticket: Ticket,
     pub(crate) done: bool,
     /// Counts the task in [`ServerStats::handler_tasks`](super::ServerStats).
     pub(crate) _live: Token,
@@ -57,7 +55,7 @@ impl HandlerTask {
             return;
         }
         self.done = true;
-        lock(&self.shared).finish(self.id, app_status, ProtocolStatus::RequestComplete);
+        lock(&self.shared).finish_ticket(self.ticket, app_status);
         self.state.release_request();
     }
 }

@@ -7,13 +7,14 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use fcgi_driver::client::{ClientError, Multiplexing};
+use fcgi_driver::client::{Client, ClientError, Multiplexing};
 
 use super::Harness;
 use super::fixture::{HEAD, Net, Srv, TestApp, client_opts, fetch, fetch_ok, req, server_opts};
 use super::mock::{MockConfig, Plan, plan_inert};
 use super::util::{
-    Gate, Task, eventually, gated_stream, pattern, pattern_matches, pattern_stream, spawn, within,
+    Gate, Task, eventually, gated_stream, pattern, pattern_matches, pattern_stream, spawn,
+    stalling_stream, within,
 };
 
 /// Under 50 concurrent requests to a non-multiplexing server (found out by the probe), the
@@ -507,5 +508,68 @@ pub fn client_request_id_reuse<H: Harness>() {
         let out = String::from_utf8_lossy(&out);
         assert!(out.contains("len=100 intact=true"), "{out:?}");
         assert_eq!(cnet.opened(), 1);
+    });
+}
+
+/// A request whose body stream stalls, and whose response is then dropped (or whose
+/// connection dies): its feeder task ends with it — it does not wait forever on a stream
+/// nobody wants any more, holding the connection's state — in both pool modes.
+pub fn client_stalled_upload_feeder_ends_with_its_request<H: Harness>() {
+    let h = H::new();
+    let rt = h.runtime();
+    h.block_on(async {
+        let app = TestApp::new(rt.clone());
+        let srv = Srv::start(&h, Net::Tcp, server_opts(), app.clone(), plan_inert()).await;
+        for mux in [Multiplexing::Off, Multiplexing::On(4)] {
+            let (c, _) = srv.client(&h, client_opts(mux), plan_inert());
+            let body = stalling_stream(vec![pattern(0, 1000)]);
+            let resp = within(&rt, "send", c.send(req("ok").stdin(body)))
+                .await
+                .expect("send");
+            eventually(&rt, "the handler reads the first piece", || {
+                app.probe.active() == 1
+            })
+            .await;
+            assert_eq!(c.stats().feeder_tasks, 1);
+            drop(resp);
+            eventually(&rt, "the feeder ends with its request", || {
+                let s = c.stats();
+                s.feeder_tasks == 0 && s.request_entries == 0
+            })
+            .await;
+            eventually(&rt, "the handler is cancelled", || app.probe.active() == 0).await;
+        }
+    });
+}
+
+/// Dropping `send` while its connection is being opened or probed (a caller's own
+/// timeout) gives the reserved pool slot back and lets the next connection probe: the pool
+/// does not wait for a probe nobody runs any more.
+pub fn client_cancelled_connect_frees_its_slot<H: Harness>() {
+    let h = H::new();
+    let rt = h.runtime();
+    h.block_on(async {
+        // A backend that accepts and never answers (not even GET_VALUES).
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = silent.local_addr().expect("address");
+        let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = Arc::clone(&held);
+        std::thread::spawn(move || {
+            for s in silent.incoming().take(4).flatten() {
+                keep.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+            }
+        });
+        let mut opts = client_opts(Multiplexing::Probe);
+        opts.max_connections = 1;
+        opts.pool_timeout = Duration::from_secs(1);
+        let c = Client::new(rt.clone(), h.tcp_connector(addr), opts);
+        let cancelled =
+            super::util::timeout(&rt, Duration::from_millis(200), c.send(req("ok"))).await;
+        assert!(cancelled.is_none(), "the probe cannot have been answered");
+        // The next request gets a connection of its own (and probes on it, up to its 2 s
+        // timeout) instead of waiting out the pool timeout behind the abandoned probe.
+        let next = within(&rt, "the next send", c.send(req("ok"))).await;
+        assert!(next.is_ok(), "{:?}", next.err());
+        assert_eq!(c.multiplexing(), Some(1), "no answer means no multiplexing");
     });
 }

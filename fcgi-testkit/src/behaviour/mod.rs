@@ -137,6 +137,9 @@ macro_rules! behaviour_suite {
             client_total_timeout,
             client_keep_alive_off,
             client_request_id_reuse,
+            client_stalled_upload_feeder_ends_with_its_request,
+            client_cancelled_connect_frees_its_slot,
+            server_response_outliving_its_request,
         );
     };
     (@tests $harness:ty; $($name:ident),* $(,)?) => {

@@ -1,6 +1,7 @@
 //! Server scenarios: cancellation, shutdown, limits, timeouts, back-pressure, write
 //! coalescing, panics, socket options, roles, and fault-injecting streams.
 
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -9,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use fcgi_driver::client::{ClientError, ClientRequest, Multiplexing};
 use fcgi_driver::fcgi_core::server::RoleSet;
 use fcgi_driver::runtime::Runtime;
-use fcgi_driver::server::CANCELLED_APP_STATUS;
+use fcgi_driver::server::{CANCELLED_APP_STATUS, Request, Response};
 
 use super::Harness;
 use super::fixture::{
@@ -18,7 +19,7 @@ use super::fixture::{
 };
 use super::mock::{MockConfig, NetStats, Plan, plan_all, plan_inert};
 use super::util::{
-    Task, eventually, pattern, pattern_stream, settled, spawn, stalling_stream, within,
+    Gate, Task, eventually, pattern, pattern_stream, settled, spawn, stalling_stream, within,
 };
 
 fn is_cut(e: &ClientError) -> bool {
@@ -853,5 +854,93 @@ pub fn server_early_eof_mid_request<H: Harness>() {
         assert_eq!((app.probe.started(), app.probe.completed()), (1, 0));
         assert_eq!(srv.net.conn(0).bytes_read.load(Ordering::SeqCst), cut);
         eventually(&rt, "the server closed", || srv.handle.connections() == 0).await;
+    });
+}
+
+/// A handler that hands its `Response` to a task of its own and returns: once the request
+/// has ended and the web server has reused its id for the next request, a late write
+/// through that `Response` fails — it never lands in the next request's output.
+pub fn server_response_outliving_its_request<H: Harness>() {
+    let h = H::new();
+    let rt = h.runtime();
+    h.block_on(async {
+        let late = Arc::new(Gate::default());
+        let second_may_answer = Arc::new(Gate::default());
+        let second_running = Arc::new(AtomicUsize::new(0));
+        let late_write: Arc<std::sync::Mutex<Option<io::Result<()>>>> = Arc::default();
+        let handler = {
+            let (rt, late, second_may_answer, second_running, late_write) = (
+                rt.clone(),
+                Arc::clone(&late),
+                Arc::clone(&second_may_answer),
+                Arc::clone(&second_running),
+                Arc::clone(&late_write),
+            );
+            move |req: Request, mut out: Response| {
+                let (rt, late, second_may_answer, second_running, late_write) = (
+                    rt.clone(),
+                    Arc::clone(&late),
+                    Arc::clone(&second_may_answer),
+                    Arc::clone(&second_running),
+                    Arc::clone(&late_write),
+                );
+                async move {
+                    let head = "Content-Type: text/plain\r\n\r\n";
+                    if req.params().get_str("DO") == Some("keep-response") {
+                        if out.stdout(format!("{head}first")).await.is_err() {
+                            return 1;
+                        }
+                        spawn(&rt, async move {
+                            late.wait().await;
+                            let r = out.stdout("LEAKED").await;
+                            *late_write.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                        });
+                        return 0;
+                    }
+                    second_running.fetch_add(1, Ordering::SeqCst);
+                    second_may_answer.wait().await;
+                    match out.stdout(format!("{head}second")).await {
+                        Ok(()) => 0,
+                        Err(_) => 1,
+                    }
+                }
+            }
+        };
+        let srv = Srv::start(&h, Net::Tcp, server_opts(), handler, plan_inert()).await;
+        let mut one = client_opts(Multiplexing::Off);
+        one.max_connections = 1;
+        let (c, cnet) = srv.client(&h, one, plan_inert());
+        let (first, _) = fetch::<H>(&rt, &c, req("keep-response"))
+            .await
+            .expect("first");
+        assert_eq!(&first[..], b"Content-Type: text/plain\r\n\r\nfirst");
+        let second = within(&rt, "send", c.send(req("answer-later")))
+            .await
+            .expect("send");
+        eventually(&rt, "the second request runs", || {
+            second_running.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        late.open();
+        eventually(&rt, "the late write is done", || {
+            late_write
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some()
+        })
+        .await;
+        let r = late_write.lock().unwrap_or_else(|e| e.into_inner()).take();
+        assert!(
+            r.as_ref().is_some_and(|r| r
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::ConnectionAborted)),
+            "{r:?}"
+        );
+        second_may_answer.open();
+        let (out, _) = within(&rt, "second", second.collect(1 << 20))
+            .await
+            .expect("second");
+        assert_eq!(&out[..], b"Content-Type: text/plain\r\n\r\nsecond");
+        assert_eq!(cnet.opened(), 1, "both on one connection, with the same id");
     });
 }
