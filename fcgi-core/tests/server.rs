@@ -1260,3 +1260,46 @@ fn expects_input_follows_the_role_streams() {
     assert!(!Role::Authorizer.reads_stdin() && !Role::Authorizer.reads_data());
     assert!(Role::Filter.reads_stdin() && Role::Filter.reads_data());
 }
+
+/// An empty record for a stream that already ended, on a request still active, is ignored
+/// (fastcgi-client 0.12 sends a second empty STDIN; C libfcgi and php-fpm ignore it): no
+/// event, no error, and the request goes on. A non-empty one stays a violation (see
+/// `stream_records_after_their_terminator_are_violations`), and so does an empty `DATA`
+/// for a role without `DATA`.
+#[test]
+fn repeated_empty_stream_terminators_are_ignored() {
+    let mut s = server_with(|c| c.roles = RoleSet::ALL);
+    feed_server(&mut s, &responder_request(1, true, &[], b"body"));
+    let events = feed_server(
+        &mut s,
+        &[
+            record(STDIN, 1, &[]),
+            record(PARAMS, 1, &[]),
+            record(STDIN, 1, &[]),
+        ]
+        .concat(),
+    );
+    assert_eq!(events, vec![], "repeated ends are not reported again");
+    s.send_stdout(1, Bytes::from_static(b"Status: 204\r\n\r\n"))
+        .unwrap();
+    s.end_request(1, 0, ProtocolStatus::RequestComplete)
+        .unwrap();
+    assert_eq!(server_records(&mut s).last().unwrap().rtype, END_REQUEST);
+
+    // A Filter: repeated PARAMS, STDIN and DATA ends, each after its stream ended.
+    let mut s = server_with(|c| c.roles = RoleSet::ALL);
+    feed_server(&mut s, &begun(2, FILTER, true));
+    feed_server(&mut s, &record(STDIN, 2, &[]));
+    assert!(feed_server(&mut s, &record(STDIN, 2, &[])).is_empty());
+    assert!(s.expects_input(2), "DATA is still to come");
+    feed_server(&mut s, &record(DATA, 2, b"file"));
+    feed_server(&mut s, &record(DATA, 2, &[]));
+    assert!(
+        feed_server(
+            &mut s,
+            &[record(DATA, 2, &[]), record(PARAMS, 2, &[])].concat()
+        )
+        .is_empty()
+    );
+    assert!(s.is_active(2));
+}

@@ -32,6 +32,17 @@ impl HasId for Request {
 }
 
 impl Request {
+    /// Whether the inbound stream `rt` has already ended (for `STDIN`, also an Authorizer's,
+    /// which never had one once its params are complete).
+    fn has_ended(&self, rt: RecordType) -> bool {
+        match rt {
+            RecordType::Params => self.inbound != Phase::Params,
+            RecordType::Stdin => matches!(self.inbound, Phase::Data | Phase::Done),
+            RecordType::Data => self.role.reads_data() && self.inbound == Phase::Done,
+            _ => false,
+        }
+    }
+
     /// The spec's output rules: nothing before `PARAMS` ends; a Filter nothing before
     /// `STDIN` ends.
     fn may_write(&self) -> bool {
@@ -385,9 +396,11 @@ impl ServerConnection {
                 req.inbound = Phase::after(req.role, Phase::Stdin);
                 self.link.push_event(Event::StdinEnd { id }, 0);
             }
-            // An Authorizer receives no body; tolerate the empty STDIN some servers send.
-            (RecordType::Stdin, Input::StreamEnd { .. })
-                if req.role == Role::Authorizer && req.inbound == Phase::Done => {}
+            // An empty record for a stream that has already ended, on a request still
+            // active, ends nothing new and is harmless: ignored, as C libfcgi and php-fpm
+            // do. fastcgi-client 0.12 sends a second empty STDIN after the first; some web
+            // servers send an Authorizer (which has no STDIN) an empty one.
+            (rt, Input::StreamEnd { .. }) if req.has_ended(rt) => {}
             (RecordType::Data, Input::Stream { data, .. }) if req.inbound == Phase::Data => {
                 let len = data.len();
                 self.link.push_event(Event::Data { id, data }, len);
