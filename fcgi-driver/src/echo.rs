@@ -3,7 +3,8 @@
 //! the two runtimes answer byte for byte the same.
 //!
 //! - Responder: `Status: 200 OK`, `Content-Type: text/plain`, then `role: responder`,
-//!   `request-id: ID`, one `param: NAME=VALUE` line per param in received order,
+//!   `request-id: ID`, one `param: NAME=VALUE` line per param in received order (name and
+//!   value byte for byte as received, UTF-8 or not),
 //!   `stdin-length: N`, a blank line, and the N stdin bytes verbatim.
 //!   Params that change it: `ECHO_STDERR=text` (also written to `STDERR`), `ECHO_STATUS=n`
 //!   (the app status), `ECHO_SLEEP_MS=n` (≤ 5000, wait before answering), `ECHO_BODY_BYTES=n`
@@ -83,18 +84,20 @@ async fn serve<R: Runtime>(rt: R, mut req: Request, mut out: Response) -> io::Re
                 }
                 return Ok(status);
             }
+            // Names and values exactly as received (they need not be UTF-8).
             let mut text = format!(
                 "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nrole: responder\nrequest-id: {}\n",
                 req.id()
-            );
+            )
+            .into_bytes();
             for (name, value) in req.params().iter() {
-                text.push_str("param: ");
-                text.push_str(&String::from_utf8_lossy(name));
-                text.push('=');
-                text.push_str(&String::from_utf8_lossy(value));
-                text.push('\n');
+                text.extend_from_slice(b"param: ");
+                text.extend_from_slice(name);
+                text.push(b'=');
+                text.extend_from_slice(value);
+                text.push(b'\n');
             }
-            text.push_str(&format!("stdin-length: {}\n\n", body.len()));
+            text.extend_from_slice(format!("stdin-length: {}\n\n", body.len()).as_bytes());
             out.stdout(text).await?;
             if !body.is_empty() {
                 out.stdout(body).await?;

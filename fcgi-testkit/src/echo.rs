@@ -20,8 +20,8 @@ pub struct EchoReply {
     pub role: String,
     /// The FastCGI request id the web server used.
     pub request_id: u16,
-    /// The params, in the order the web server sent them.
-    pub params: Vec<(String, String)>,
+    /// The params, in the order the web server sent them, byte for byte.
+    pub params: Vec<(Vec<u8>, Vec<u8>)>,
     /// The request body (`STDIN`) as the application received it.
     pub stdin: Vec<u8>,
 }
@@ -30,40 +30,37 @@ impl EchoReply {
     /// Parses `body`, requiring exactly the documented layout: anything missing, out of
     /// order, or after the `stdin-length` bytes is an error.
     pub fn parse(body: &[u8]) -> Result<Self, String> {
-        let mut rest = body;
-        let mut line = || -> Result<String, String> {
-            let end = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .ok_or_else(|| "missing line end".to_owned())?;
-            let text = String::from_utf8(rest[..end].to_vec())
-                .map_err(|_| "a line is not UTF-8".to_owned())?;
-            rest = &rest[end + 1..];
-            Ok(text)
-        };
-        let role = line()?
+        let mut lines = Lines(body);
+        let role = lines
+            .text()?
             .strip_prefix("role: ")
             .ok_or("first line is not `role: `")?
             .to_owned();
-        let request_id = line()?
+        let request_id = lines
+            .text()?
             .strip_prefix("request-id: ")
             .and_then(|s| s.parse().ok())
             .ok_or("second line is not `request-id: N`")?;
         let mut params = Vec::new();
         let stdin_length: usize = loop {
-            let l = line()?;
-            if let Some(pair) = l.strip_prefix("param: ") {
-                let (name, value) = pair.split_once('=').ok_or("param line without `=`")?;
-                params.push((name.to_owned(), value.to_owned()));
-            } else if let Some(n) = l.strip_prefix("stdin-length: ") {
+            let l = lines.raw()?;
+            if let Some(pair) = l.strip_prefix(b"param: ") {
+                let eq = pair
+                    .iter()
+                    .position(|&b| b == b'=')
+                    .ok_or("param line without `=`")?;
+                params.push((pair[..eq].to_vec(), pair[eq + 1..].to_vec()));
+            } else if let Some(n) = l.strip_prefix(b"stdin-length: ") {
+                let n = String::from_utf8_lossy(n);
                 break n.parse().map_err(|_| format!("bad stdin-length {n:?}"))?;
             } else {
-                return Err(format!("unexpected line {l:?}"));
+                return Err(format!("unexpected line {:?}", String::from_utf8_lossy(l)));
             }
         };
-        if !line()?.is_empty() {
+        if !lines.raw()?.is_empty() {
             return Err("no blank line after stdin-length".into());
         }
+        let rest = lines.0;
         if rest.len() != stdin_length {
             return Err(format!(
                 "stdin-length {stdin_length} but {} bytes follow",
@@ -78,12 +75,18 @@ impl EchoReply {
         })
     }
 
-    /// The value of the first param named `name`.
-    pub fn param(&self, name: &str) -> Option<&str> {
+    /// The value of the first param named `name`, as bytes.
+    pub fn param_bytes(&self, name: &str) -> Option<&[u8]> {
         self.params
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(n, _)| n == name.as_bytes())
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The value of the first param named `name`.
+    /// (`None` also when its value is not UTF-8: see [`param_bytes`](Self::param_bytes)).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        std::str::from_utf8(self.param_bytes(name)?).ok()
     }
 
     /// Asserts that param `name` was sent with exactly `value`.
@@ -101,6 +104,26 @@ impl EchoReply {
     #[track_caller]
     pub fn assert_no_param(&self, name: &str) {
         assert_eq!(self.param(name), None, "param {name} should be absent");
+    }
+}
+
+/// The lines of an echo answer, consumed from the front.
+struct Lines<'a>(&'a [u8]);
+
+impl<'a> Lines<'a> {
+    fn raw(&mut self) -> Result<&'a [u8], String> {
+        let end = self
+            .0
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| "missing line end".to_owned())?;
+        let l = &self.0[..end];
+        self.0 = &self.0[end + 1..];
+        Ok(l)
+    }
+
+    fn text(&mut self) -> Result<String, String> {
+        String::from_utf8(self.raw()?.to_vec()).map_err(|_| "a line is not UTF-8".to_owned())
     }
 }
 
@@ -130,6 +153,14 @@ mod tests {
         assert_eq!(r.param("C"), Some(""));
         assert_eq!(r.params.len(), 3);
         assert_eq!(r.stdin, b"ab\n");
+    }
+
+    #[test]
+    fn keeps_param_bytes_that_are_not_utf8() {
+        let body = b"role: responder\nrequest-id: 1\nparam: X=\xff\xfe\nstdin-length: 0\n\n";
+        let r = EchoReply::parse(body).unwrap();
+        assert_eq!(r.param_bytes("X"), Some(&b"\xff\xfe"[..]));
+        assert_eq!(r.param("X"), None);
     }
 
     #[test]

@@ -182,7 +182,17 @@ fn responder_checks(peer: &RunningPeer, app: &App, flavour: &Flavour, knobs: &Kn
     assert!(get.stdin.is_empty());
     // What the application received is what it echoed, param for param.
     let seen = finished_with(app, "QUERY_STRING", "a=1&b=two");
-    assert_eq!(seen.params, get.params);
+    let echoed: Vec<(String, String)> = get
+        .params
+        .iter()
+        .map(|(n, v)| {
+            (
+                String::from_utf8_lossy(n).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(seen.params, echoed);
     assert_eq!(seen.role, Role::Responder);
     assert_eq!(seen.id, get.request_id);
     assert_eq!(seen.app_status, Some(0));

@@ -366,12 +366,13 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
         };
         self.rt.spawn(Box::pin(driver.run()));
         reservation.opened(&shared);
+        let mut mux = None;
         if reservation.probe {
             let capacity = self.probe(&shared).await;
-            self.pool.set_mux(capacity);
             lock(&shared).conn.set_max_concurrent_requests(capacity);
+            mux = Some(capacity);
         }
-        Ok(reservation.fill(&shared).then_some(shared))
+        Ok(reservation.fill(&shared, mux).then_some(shared))
     }
 
     /// Asks the backend whether it multiplexes: `GET_VALUES` for `FCGI_MPXS_CONNS` and

@@ -60,11 +60,15 @@ impl Reservation<'_> {
     }
 
     /// The connection is open: it joins the pool, unless it already died (then `false`:
-    /// pick again).
-    pub(crate) fn fill(mut self, conn: &Arc<Mutex<ConnShared>>) -> bool {
+    /// pick again). `mux`: what its probe found, recorded in the same step, so that
+    /// nobody sees the answer before the connection it came with (and opens another).
+    pub(crate) fn fill(mut self, conn: &Arc<Mutex<ConnShared>>, mux: Option<u16>) -> bool {
         self.filled = true;
         let mut slots = lock(&self.pool.conns);
         slots.connecting -= 1;
+        if let Some(n) = mux {
+            slots.mux = MuxState::Known(n);
+        }
         // Checked under the pool's lock: a driver that ends removes its connection under
         // it too, so a dead connection can never be pushed after its removal.
         let alive = lock(conn).dead.is_none();
@@ -155,12 +159,6 @@ impl Pool {
         die(&mut lock(conn));
         slots.live.retain(|c| !Arc::ptr_eq(c, conn));
         drop(slots);
-        self.notify();
-    }
-
-    /// Records the probe's outcome.
-    pub(crate) fn set_mux(&self, capacity: u16) {
-        lock(&self.conns).mux = MuxState::Known(capacity);
         self.notify();
     }
 

@@ -172,3 +172,31 @@ pub fn client_connect_error<H: Harness>() {
         assert!(matches!(r, Err(ClientError::Connect(_))), "{r:?}");
     });
 }
+
+/// The echo application answers params byte for byte, UTF-8 or not (a web server passes
+/// header bytes through; a lossy echo would hide what the application really received).
+pub fn echo_params_byte_exact<H: Harness>() {
+    let h = H::new();
+    let rt = h.runtime();
+    h.block_on(async {
+        let srv = Srv::start(
+            &h,
+            Net::Unix,
+            echo_opts(false),
+            echo::handler(rt.clone()),
+            plan_inert(),
+        )
+        .await;
+        let (c, _) = srv.client(&h, ClientOptions::default(), plan_inert());
+        let value: &[u8] = b"caf\xe9 \xff\xfe\x00end";
+        let req = ClientRequest::responder()
+            .param(b"HTTP_X_RAW", value)
+            .param(b"N\xc3\xa4me", b"ok");
+        let (out, _) = fetch::<H>(&rt, &c, req).await.expect("echo answers");
+        let mut expected =
+            format!("{ECHO_HEAD}role: responder\nrequest-id: 1\nparam: HTTP_X_RAW=").into_bytes();
+        expected.extend_from_slice(value);
+        expected.extend_from_slice(b"\nparam: N\xc3\xa4me=ok\nstdin-length: 0\n\n");
+        assert_eq!(out.as_ref(), &expected[..], "{:?}", text(&out));
+    });
+}

@@ -111,6 +111,7 @@ macro_rules! behaviour_suite {
             echo_keepalive_without_multiplexing,
             echo_multiplexed_unix,
             echo_large_bodies_both_ways,
+            echo_params_byte_exact,
             client_connect_error,
             server_read_timeout,
             server_keepalive_timeout,
