@@ -210,6 +210,18 @@ impl<T: Transport> Pump<T> {
         Ok(progress)
     }
 
+    /// Reads and drops whatever arrives (a lingering close): `Ok(0)` at end of stream.
+    pub(crate) fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.input.clear();
+        self.input.reserve(READ_CHUNK);
+        let r = self.io.poll_read_buf(cx, &mut self.input);
+        self.input.clear();
+        if let Poll::Ready(Ok(0)) = r {
+            self.eof = true;
+        }
+        r
+    }
+
     /// Shuts the write side down (the peer sees end of stream).
     pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.io.poll_shutdown(cx).map(|_| ())

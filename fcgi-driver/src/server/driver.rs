@@ -13,6 +13,7 @@ use fcgi_core::server::{Event, ServerConnection};
 
 use super::handler::{Body, Handler, Request, Response};
 use super::options::ServerOptions;
+use super::registry::{Member, Standing};
 use super::shared::{Shared, StreamKind, Ticket};
 use super::state::ServerState;
 use super::task::{CANCELLED_APP_STATUS, HandlerTask};
@@ -32,6 +33,8 @@ struct ConnContext<R, H> {
     peer: Peer,
     /// Requests begun on this connection.
     begun: u64,
+    /// Whether a request's params have been complete yet (its handler started).
+    served_first: bool,
 }
 
 pub(crate) struct Driver<T, R, H> {
@@ -40,8 +43,15 @@ pub(crate) struct Driver<T, R, H> {
     draining: SignalWait,
     force: SignalWait,
     drained: bool,
+    accepted: Instant,
     idle_since: Instant,
     alarm: Alarm,
+    /// The connection's entry in the server's registry (its place under the cap).
+    member: Member,
+    /// Told to make room for a new connection.
+    evicted: bool,
+    /// The lingering close, once begun.
+    closing: Option<Lingering>,
     /// Counts the task in [`ServerStats::connection_tasks`](super::ServerStats).
     _live: Token,
 }
@@ -50,6 +60,7 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
     pub(crate) fn new(
         io: T,
         peer: Peer,
+        member: Member,
         rt: R,
         handler: Arc<H>,
         opts: Arc<ServerOptions>,
@@ -67,12 +78,17 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
                 state,
                 peer,
                 begun: 0,
+                served_first: false,
             },
             draining: SignalWait::default(),
             force: SignalWait::default(),
             drained: false,
+            accepted: Instant::now(),
             idle_since: Instant::now(),
             alarm: Alarm::default(),
+            member,
+            evicted: false,
+            closing: None,
             _live: live,
         }
     }
@@ -97,9 +113,22 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
                 "shutdown deadline reached",
             )));
         }
+        if self.closing.is_some() {
+            return self.poll_linger(cx);
+        }
         let shared = Arc::clone(&self.cx.shared);
         let mut g = lock(&shared);
         g.set_driver_waker(cx.waker());
+        if !self.evicted && self.member.entry.evicted.poll_wait(cx).is_ready() {
+            self.evicted = true;
+            if !self.cx.served_first || (g.slots.is_empty() && g.conn.active_requests() == 0) {
+                // Nothing of value runs here: close at once (no lingering: the place is
+                // already someone else's).
+                return Poll::Ready(Ok(()));
+            }
+            // A request arrived meanwhile: it is served, then the connection closes.
+            g.conn.close_after_active();
+        }
         if !self.drained && self.draining.poll(&state.draining, cx).is_ready() {
             self.drained = true;
             g.conn.close_after_active();
@@ -129,8 +158,27 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         }
         if g.conn.should_close() && g.conn.transmit_len() == 0 {
             drop(g);
-            return self.pump.poll_shutdown(cx).map(Ok);
+            if self.pump.eof() || self.evicted || self.cx.opts.linger_timeout.is_zero() {
+                return self.pump.poll_shutdown(cx).map(Ok);
+            }
+            let now = Instant::now();
+            self.closing = Some(Lingering {
+                shut: false,
+                until: now + self.cx.opts.linger_timeout,
+                discarded: 0,
+            });
+            self.member.set(Standing::Lingering, now);
+            return self.poll_linger(cx);
         }
+        let (standing, since) = if !self.cx.served_first {
+            // Nothing of value runs until a request's params are complete.
+            (Standing::Fresh, self.accepted)
+        } else if g.slots.is_empty() && g.conn.active_requests() == 0 {
+            (Standing::Idle, self.idle_since)
+        } else {
+            (Standing::Busy, self.idle_since)
+        };
+        self.member.set(standing, since);
         let deadline = self.deadline(&g);
         drop(g);
         match self.alarm.poll(&self.cx.rt, cx, deadline) {
@@ -139,27 +187,86 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         }
     }
 
-    /// The one timeout that applies now: a stalled write, an idle kept-alive connection, or a
-    /// request waiting for input that does not come.
+    /// The earliest timeout that applies now: a stalled write, an idle kept-alive
+    /// connection, a request waiting for input that does not come, or a new connection that
+    /// has not sent a complete request yet.
     fn deadline(&self, g: &Shared) -> Option<(Instant, &'static str)> {
         let opts = &self.cx.opts;
+        let mut earliest: Option<(Instant, &'static str)> = None;
+        let mut consider = |at: Instant, what| {
+            if earliest.is_none_or(|(t, _)| at < t) {
+                earliest = Some((at, what));
+            }
+        };
         if g.conn.transmit_len() > 0 {
-            let since = self.pump.stalled_since?;
-            return Some((since + opts.write_timeout, "write timeout"));
-        }
-        if g.slots.is_empty() {
-            return Some((
+            if let Some(since) = self.pump.stalled_since {
+                consider(since + opts.write_timeout, "write timeout");
+            }
+        } else if g.slots.is_empty() {
+            consider(
                 self.idle_since + opts.keepalive_timeout,
                 "keep-alive timeout",
-            ));
+            );
         }
         // Only while we read: with the input budget spent (a handler reading slowly), the
         // silence is ours, not the peer's.
         if !self.pump.eof() && g.conn.awaiting_input() && g.has_input_room() {
-            return Some((self.pump.last_read + opts.read_timeout, "read timeout"));
+            consider(self.pump.last_read + opts.read_timeout, "read timeout");
         }
-        None
+        if !self.pump.eof() && !self.cx.served_first {
+            consider(
+                self.accepted + opts.first_request_timeout,
+                "first-request timeout",
+            );
+        }
+        earliest
     }
+
+    /// The lingering close: our side shut down, the peer's bytes read and dropped until it
+    /// closes too, the time is up, [`linger_bytes`](ServerOptions::linger_bytes) were
+    /// dropped, or the place is needed for a new connection.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.member.entry.evicted.poll_wait(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        let Some(l) = self.closing.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        if !l.shut {
+            if self.pump.poll_shutdown(cx).is_pending() {
+                return Poll::Pending;
+            }
+            l.shut = true;
+        }
+        loop {
+            match self.pump.poll_discard(cx) {
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(n)) => {
+                    l.discarded += n;
+                    if l.discarded >= self.cx.opts.linger_bytes {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Poll::Pending => break,
+            }
+        }
+        let until = l.until;
+        match self
+            .alarm
+            .poll(&self.cx.rt, cx, Some((until, "lingering close")))
+        {
+            Poll::Ready(_) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A lingering close in progress.
+struct Lingering {
+    /// Our write side is shut down.
+    shut: bool,
+    until: Instant,
+    discarded: usize,
 }
 
 /// The pump's view of the connection during one pass.
@@ -201,7 +308,10 @@ impl<R: Runtime, H: Handler> Endpoint for Conn<'_, R, H> {
                     g.conn.close_after_active();
                 }
             }
-            Event::Params { id, params } => self.start_handler(id, params),
+            Event::Params { id, params } => {
+                self.cx.served_first = true;
+                self.start_handler(id, params);
+            }
             Event::Stdin { id, data } => {
                 g.push_input(id, StreamKind::Stdin, Some(data), opts.max_stdin_bytes);
             }

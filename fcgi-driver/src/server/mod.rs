@@ -3,6 +3,7 @@
 mod driver;
 mod handler;
 mod options;
+mod registry;
 mod serve;
 mod shared;
 mod state;

@@ -72,8 +72,11 @@ pub struct ServerOptions {
     /// Protocol configuration of every connection (multiplexing, roles, limits, padding).
     /// Its advertised `max_conns` / `max_reqs` are overwritten from the two fields below.
     pub core: ServerConfig,
-    /// Connections served at once; beyond it new connections are closed at once (never
-    /// queued). Advertised as `FCGI_MAX_CONNS`. Default 1024.
+    /// Connections served at once. At the cap, a new connection takes the place of the most
+    /// expendable open one (one in its lingering close, then one that has not sent a request,
+    /// then the least recently used kept-alive one with no active request); when every
+    /// connection is serving a request, the new one is closed at once (never queued).
+    /// Advertised as `FCGI_MAX_CONNS`. Default 1024.
     pub max_connections: usize,
     /// Requests handled at once across all connections; beyond it a request is ended with
     /// `OVERLOADED`. Advertised as `FCGI_MAX_REQS`. Default 1024.
@@ -92,6 +95,18 @@ pub struct ServerOptions {
     pub write_timeout: Duration,
     /// Longest a connection with no active request stays open. Default 60 s.
     pub keepalive_timeout: Duration,
+    /// Longest a new connection may take to send its first complete request (its
+    /// `BEGIN_REQUEST` and all of its `PARAMS`). Web servers send it at once; a connection
+    /// that sends nothing, or trickles, is closed after this. Default 10 s.
+    pub first_request_timeout: Duration,
+    /// Lingering close: after the last request of a connection (no keep-conn, the
+    /// per-connection limit, shutdown), we shut down our side and read and discard what the
+    /// peer still sends for up to this long before closing, so that unread input cannot make
+    /// the kernel reset the connection and destroy a response the peer has not read yet (as
+    /// nginx and Apache do). Zero closes at once. Default 2 s.
+    pub linger_timeout: Duration,
+    /// At most this many bytes are read and discarded while lingering. Default 1 MiB.
+    pub linger_bytes: usize,
     /// Graceful shutdown: how long in-flight requests may run on after it starts. Default 30 s.
     pub shutdown_timeout: Duration,
     /// Which TCP peers may connect.
@@ -110,6 +125,9 @@ impl Default for ServerOptions {
             read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(60),
+            first_request_timeout: Duration::from_secs(10),
+            linger_timeout: Duration::from_secs(2),
+            linger_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
             web_server_addrs: WebServerAddrs::default(),
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::driver::Driver;
 use super::handler::Handler;
 use super::options::ServerOptions;
+use super::registry::Member;
 use super::state::{ServerState, ServerStats};
 use crate::runtime::{BoxFuture, Listener, Peer, Runtime};
 use crate::sync::{NotifyWait, SignalWait};
@@ -157,28 +158,36 @@ impl<R: Runtime> Server<R> {
                 return;
             }
         }
-        if !self.state.try_acquire_connection(self.opts.max_connections) {
-            crate::log::info("connection limit reached, closed", &peer);
+        // At the cap, the most expendable open connection gives its place to this one.
+        if !self.state.try_acquire_connection(self.opts.max_connections)
+            && !self.state.registry.evict_one()
+        {
+            crate::log::info(
+                "connection limit reached, every connection busy: closed",
+                &peer,
+            );
             return;
         }
+        let member = Member::join(&self.state);
         let peer_for_span = peer.clone();
         let driver = Driver::new(
             io,
             peer,
+            member,
             self.rt.clone(),
             Arc::clone(handler),
             Arc::clone(&self.opts),
             Arc::clone(&self.state),
         );
-        let state = Arc::clone(&self.state);
         let span = crate::log::connection_span(&peer_for_span);
+        // The connection's place is given back when its driver (and so its registry
+        // membership) is dropped: when it ends, or if the runtime drops the task.
         self.rt
             .spawn(Box::pin(crate::log::in_span(span, async move {
                 match driver.run().await {
                     Ok(()) => crate::log::debug("connection closed", &"ok"),
                     Err(e) => crate::log::debug("connection ended", &e),
                 }
-                state.release_connection();
             })));
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::registry::Registry;
 use crate::stats::Gauge;
 use crate::sync::{Notify, Signal};
 
@@ -23,6 +24,8 @@ pub(crate) struct ServerState {
     pub(crate) handler_tasks: Gauge,
     /// Live request entries in the connections' request maps.
     pub(crate) request_entries: Gauge,
+    /// The open connections, for eviction at the cap.
+    pub(crate) registry: Registry,
 }
 
 /// What a server holds right now, from [`ShutdownHandle::stats`](super::ShutdownHandle::stats).
@@ -32,8 +35,11 @@ pub(crate) struct ServerState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ServerStats {
-    /// Connections admitted and not yet closed.
+    /// Connections holding a place under `max_connections` (admitted, not yet closed, and
+    /// not evicted to make room for another).
     pub connections: usize,
+    /// Entries in the server's connection registry (one per connection task).
+    pub registered_connections: usize,
     /// Connection tasks alive (one per open connection).
     pub connection_tasks: usize,
     /// Requests admitted to a handler and not yet ended.
@@ -51,6 +57,7 @@ impl ServerState {
     pub(crate) fn stats(&self) -> ServerStats {
         ServerStats {
             connections: self.connections.load(Ordering::SeqCst),
+            registered_connections: self.registry.len(),
             connection_tasks: self.connection_tasks.get(),
             requests: self.requests.load(Ordering::SeqCst),
             handler_tasks: self.handler_tasks.get(),

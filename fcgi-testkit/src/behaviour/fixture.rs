@@ -73,6 +73,7 @@ pub fn server_opts() -> ServerOptions {
     o.read_timeout = NEVER;
     o.write_timeout = NEVER;
     o.keepalive_timeout = NEVER;
+    o.first_request_timeout = NEVER;
     o.shutdown_timeout = NEVER;
     o
 }

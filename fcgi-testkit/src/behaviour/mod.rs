@@ -17,6 +17,7 @@ pub mod endurance;
 pub mod fixture;
 pub mod loopback;
 pub mod mock;
+pub mod pressure;
 pub mod server;
 pub mod util;
 
@@ -31,6 +32,7 @@ use fcgi_driver::runtime::{Listener, Runtime, Transport};
 pub use client::*;
 pub use endurance::*;
 pub use loopback::*;
+pub use pressure::*;
 pub use server::*;
 
 /// What a runtime adapter provides to run the suite.
@@ -141,6 +143,11 @@ macro_rules! behaviour_suite {
             client_stalled_upload_feeder_ends_with_its_request,
             client_cancelled_connect_frees_its_slot,
             server_response_outliving_its_request,
+            // Under pressure.
+            server_lingering_close_keeps_the_response,
+            server_first_request_timeout,
+            server_idle_flood_does_not_starve_real_clients,
+            server_slowloris_and_abort_storm,
         );
     };
     (@tests $harness:ty; $($name:ident),* $(,)?) => {
