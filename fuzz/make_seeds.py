@@ -155,12 +155,12 @@ def ops_setup(server_output_sel=0):
     return bytes([0, 0, 0, 0, 0, server_output_sel, 0, 0, 0, 0, 0, 0])
 
 
-# regress_drive_to_idle_rounds: the server's output cap at 16 bytes (selector 7) and 100
-# GET_VALUES (variant 8) for all three variables queued, then the end (no final EOF). The
-# server answers one GET_VALUES per round once its 16-byte queue is over the cap, so driving
-# to idle takes about 100 rounds: a fixed count of 64 rounds panicked with "the two sides did
-# not come to rest" although nothing was stuck.
+# regress_drive_to_idle_rounds: the server's output cap at 16 bytes (selector 7) and 72
+# GET_VALUES (variant 8) for all three variables queued, then the end (no final EOF). Once
+# its queue is over the 16-byte cap the server reads no more, so it answers one GET_VALUES
+# per round of `drive_to_idle`, 72 rounds or more: the old fixed count of 64 rounds
+# panicked with "the two sides did not come to rest" although nothing was stuck.
 GET_VALUES_ALL = b"\x01" + ops_variant(8) + bytes([0x07])
-write("ops", "regress_drive_to_idle_rounds", ops_setup(7) + GET_VALUES_ALL * 100 + b"\x00\x00")
+write("ops", "regress_drive_to_idle_rounds", ops_setup(7) + GET_VALUES_ALL * 72 + b"\x00\x00")
 
 print("seeds written to", SEEDS)

@@ -14,7 +14,7 @@ use fcgi_core::params::{ParamsReader, decode_pairs, encode_pair, encoded_pair_le
 use fcgi_core::{Error, LimitExceeded, Malformed, Params};
 use fcgi_fuzz::rng::Rng;
 use fcgi_fuzz::split_prefix;
-use fcgi_fuzz::wire::{self, is_canonical, parse_pairs, pending_pair_end};
+use fcgi_fuzz::wire::{self, PairScanner, is_canonical, parse_pairs};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| run(data));
@@ -156,11 +156,14 @@ fn check_capped(block: &[u8], sel: u8, chunks: &[usize], whole: Option<&Params>)
         _ => usize::from(sel),
     };
     let mut reader = ParamsReader::new(limit);
+    let mut scanner = PairScanner::default();
     let mut pos = 0;
     for &n in chunks {
         let after = pos + n;
-        let over =
-            after > limit || pending_pair_end(&block[..after]).is_some_and(|end| end > limit);
+        let over = after > limit
+            || scanner
+                .pending_end(&block[..after])
+                .is_some_and(|end| end > limit);
         let r = reader.push(&block[pos..after]);
         if over {
             assert_eq!(

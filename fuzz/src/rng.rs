@@ -89,6 +89,11 @@ impl Rng {
     /// draws give the same chunks as before the cap existed.
     pub fn chunks(&mut self, mode: u8, total: usize) -> Vec<usize> {
         let mut out = Vec::new();
+        if mode % 8 == 1 && total > MAX_FINE_CHUNKS {
+            // Mode 1 draws nothing: the loop below would come to the same point.
+            self.windowed(mode, total, &mut out);
+            return out;
+        }
         let mut left = total;
         while left > 0 {
             if out.len() == MAX_FINE_CHUNKS && matches!(mode % 8, 1 | 2) {
