@@ -50,6 +50,18 @@ impl Role {
     pub fn reads_data(self) -> bool {
         matches!(self, Self::Filter)
     }
+
+    /// Whether the application must read all of `STDIN` before it writes anything: the
+    /// Filter (spec 6.4). Every role writes only after its params are complete.
+    ///
+    /// ```
+    /// use fcgi_core::record::Role;
+    /// assert!(Role::Filter.writes_after_stdin());
+    /// assert!(!Role::Responder.writes_after_stdin());
+    /// ```
+    pub fn writes_after_stdin(self) -> bool {
+        matches!(self, Self::Filter)
+    }
 }
 
 impl From<u16> for Role {

@@ -46,9 +46,10 @@ impl Request {
     /// The spec's output rules: nothing before `PARAMS` ends; a Filter nothing before
     /// `STDIN` ends.
     fn may_write(&self) -> bool {
-        match self.role {
-            Role::Filter => matches!(self.inbound, Phase::Data | Phase::Done),
-            _ => self.inbound != Phase::Params,
+        if self.role.writes_after_stdin() {
+            matches!(self.inbound, Phase::Data | Phase::Done)
+        } else {
+            self.inbound != Phase::Params
         }
     }
 }

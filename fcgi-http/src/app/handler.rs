@@ -143,7 +143,7 @@ where
     let head = match parse(&params, info.role) {
         Ok(head) => head,
         Err(e) => {
-            if info.role == Role::Filter {
+            if info.role.writes_after_stdin() {
                 // Nothing may be written before STDIN ends (spec §6.4).
                 let _ = std::future::poll_fn(|cx| drain(&mut stdin, cx)).await;
             }
@@ -191,14 +191,16 @@ struct Head {
 
 fn parse(params: &Params, role: Role) -> Result<Head, ParamsError> {
     let parts = request_parts(params, role)?;
-    let expected = match role {
-        // No body is sent to an Authorizer, whatever CONTENT_LENGTH says.
-        Role::Authorizer => Some(0),
-        _ => content_length(params)?,
+    // No body is sent to an Authorizer, whatever CONTENT_LENGTH says.
+    let expected = if role.reads_stdin() {
+        content_length(params)?
+    } else {
+        Some(0)
     };
-    let filter = match role {
-        Role::Filter => Some(FilterMeta::parse(params)?),
-        _ => None,
+    let filter = if role.reads_data() {
+        Some(FilterMeta::parse(params)?)
+    } else {
+        None
     };
     Ok(Head {
         parts,
