@@ -117,6 +117,7 @@ fn short_connections(addr: &Addr, n: usize) {
 /// What a server holds with no connection open: its accept loop's one registration.
 fn at_rest(s: ServerStats) -> bool {
     s.connections == 0
+        && s.registered_connections == 0
         && s.connection_tasks == 0
         && s.requests == 0
         && s.handler_tasks == 0
