@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fcgi_core::ProtocolStatus;
 use fcgi_core::server::{Event, ServerConnection};
@@ -114,6 +114,13 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
             )));
         }
         if self.closing.is_some() {
+            // A shutdown's deadline ends a lingering close too.
+            if !self.drained && self.draining.poll(&state.draining, cx).is_ready() {
+                self.drained = true;
+            }
+            if self.drained && self.force.poll(&state.force, cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
             return self.poll_linger(cx);
         }
         let shared = Arc::clone(&self.cx.shared);
@@ -121,12 +128,13 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         g.set_driver_waker(cx.waker());
         if !self.evicted && self.member.entry.evicted.poll_wait(cx).is_ready() {
             self.evicted = true;
-            if !self.cx.served_first || (g.slots.is_empty() && g.conn.active_requests() == 0) {
-                // Nothing of value runs here: close at once (no lingering: the place is
-                // already someone else's).
+            if !busy(&g) {
+                // Nothing of value runs here (at most a request whose params are not
+                // complete): close at once, the place is already someone else's.
                 return Poll::Ready(Ok(()));
             }
-            // A request arrived meanwhile: it is served, then the connection closes.
+            // Work arrived meanwhile: it is finished (and the connection closed, lingering)
+            // first.
             g.conn.close_after_active();
         }
         if !self.drained && self.draining.poll(&state.draining, cx).is_ready() {
@@ -158,25 +166,26 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         }
         if g.conn.should_close() && g.conn.transmit_len() == 0 {
             drop(g);
-            if self.pump.eof() || self.evicted || self.cx.opts.linger_timeout.is_zero() {
+            if self.pump.eof() || self.cx.opts.linger_timeout.is_zero() {
                 return self.pump.poll_shutdown(cx).map(Ok);
             }
             let now = Instant::now();
             self.closing = Some(Lingering {
                 shut: false,
-                until: now + self.cx.opts.linger_timeout,
+                until: later(now, self.cx.opts.linger_timeout),
                 discarded: 0,
             });
             self.member.set(Standing::Lingering, now);
             return self.poll_linger(cx);
         }
-        let (standing, since) = if !self.cx.served_first {
-            // Nothing of value runs until a request's params are complete.
-            (Standing::Fresh, self.accepted)
-        } else if g.slots.is_empty() && g.conn.active_requests() == 0 {
-            (Standing::Idle, self.idle_since)
-        } else {
+        // Busy only while a handler runs or a response is on its way: a request whose
+        // params are still trickling in is nothing of value yet.
+        let (standing, since) = if busy(&g) {
             (Standing::Busy, self.idle_since)
+        } else if !self.cx.served_first {
+            (Standing::Fresh, self.accepted)
+        } else {
+            (Standing::Idle, self.idle_since)
         };
         self.member.set(standing, since);
         let deadline = self.deadline(&g);
@@ -200,24 +209,43 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         };
         if g.conn.transmit_len() > 0 {
             if let Some(since) = self.pump.stalled_since {
-                consider(since + opts.write_timeout, "write timeout");
+                consider(later(since, opts.write_timeout), "write timeout");
             }
         } else if g.slots.is_empty() {
             consider(
-                self.idle_since + opts.keepalive_timeout,
+                later(self.idle_since, opts.keepalive_timeout),
                 "keep-alive timeout",
             );
         }
         // Only while we read: with the input budget spent (a handler reading slowly), the
         // silence is ours, not the peer's.
         if !self.pump.eof() && g.conn.awaiting_input() && g.has_input_room() {
-            consider(self.pump.last_read + opts.read_timeout, "read timeout");
-        }
-        if !self.pump.eof() && !self.cx.served_first {
             consider(
-                self.accepted + opts.first_request_timeout,
-                "first-request timeout",
+                later(self.pump.last_read, opts.read_timeout),
+                "read timeout",
             );
+        }
+        if !self.pump.eof() {
+            if !self.cx.served_first {
+                consider(
+                    later(self.accepted, opts.first_request_timeout),
+                    "first-request timeout",
+                );
+            }
+            // A later request's params get as long, from its BEGIN_REQUEST: trickling them
+            // in cannot keep a connection forever.
+            if let Some(begun) = g
+                .slots
+                .values()
+                .filter(|s| !s.spawned)
+                .map(|s| s.begun_at)
+                .min()
+            {
+                consider(
+                    later(begun, opts.first_request_timeout),
+                    "request params timeout",
+                );
+            }
         }
         earliest
     }
@@ -232,33 +260,40 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         let Some(l) = self.closing.as_mut() else {
             return Poll::Ready(Ok(()));
         };
+        // The timer first, so that nothing below can keep the connection past it.
+        if self
+            .alarm
+            .poll(&self.cx.rt, cx, Some((l.until, "lingering close")))
+            .is_ready()
+        {
+            return Poll::Ready(Ok(()));
+        }
         if !l.shut {
             if self.pump.poll_shutdown(cx).is_pending() {
                 return Poll::Pending;
             }
             l.shut = true;
         }
-        loop {
+        while l.discarded < self.cx.opts.linger_bytes && Instant::now() < l.until {
             match self.pump.poll_discard(cx) {
                 Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Ok(())),
-                Poll::Ready(Ok(n)) => {
-                    l.discarded += n;
-                    if l.discarded >= self.cx.opts.linger_bytes {
-                        return Poll::Ready(Ok(()));
-                    }
-                }
-                Poll::Pending => break,
+                Poll::Ready(Ok(n)) => l.discarded += n,
+                Poll::Pending => return Poll::Pending,
             }
         }
-        let until = l.until;
-        match self
-            .alarm
-            .poll(&self.cx.rt, cx, Some((until, "lingering close")))
-        {
-            Poll::Ready(_) => Poll::Ready(Ok(())),
-            Poll::Pending => Poll::Pending,
-        }
+        Poll::Ready(Ok(()))
     }
+}
+
+/// Whether the connection does work of value: a handler runs, or a response is on its way.
+fn busy(g: &Shared) -> bool {
+    g.conn.transmit_len() > 0 || g.slots.values().any(|s| s.spawned)
+}
+
+/// `t + d`, or (for a "never" timeout like `Duration::MAX`) a year from `t`.
+fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .unwrap_or_else(|| t + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// A lingering close in progress.
@@ -308,10 +343,7 @@ impl<R: Runtime, H: Handler> Endpoint for Conn<'_, R, H> {
                     g.conn.close_after_active();
                 }
             }
-            Event::Params { id, params } => {
-                self.cx.served_first = true;
-                self.start_handler(id, params);
-            }
+            Event::Params { id, params } => self.start_handler(id, params),
             Event::Stdin { id, data } => {
                 g.push_input(id, StreamKind::Stdin, Some(data), opts.max_stdin_bytes);
             }
@@ -351,6 +383,7 @@ impl<R: Runtime, H: Handler> Conn<'_, R, H> {
             return;
         };
         slot.spawned = true;
+        cx.served_first = true;
         let role = slot.role;
         let ticket = Ticket {
             id,

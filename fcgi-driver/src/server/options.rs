@@ -95,9 +95,11 @@ pub struct ServerOptions {
     pub write_timeout: Duration,
     /// Longest a connection with no active request stays open. Default 60 s.
     pub keepalive_timeout: Duration,
-    /// Longest a new connection may take to send its first complete request (its
-    /// `BEGIN_REQUEST` and all of its `PARAMS`). Web servers send it at once; a connection
-    /// that sends nothing, or trickles, is closed after this. Default 10 s.
+    /// Longest a new connection may take to send its first complete request head (its
+    /// `BEGIN_REQUEST` and all of its `PARAMS`); a later request on a kept-alive connection
+    /// gets as long from its `BEGIN_REQUEST` to complete its `PARAMS`. Web servers send
+    /// them at once; a connection that sends nothing, or trickles, is closed after this.
+    /// Default 10 s.
     pub first_request_timeout: Duration,
     /// Lingering close: after the last request of a connection (no keep-conn, the
     /// per-connection limit, shutdown), we shut down our side and read and discard what the
@@ -105,7 +107,8 @@ pub struct ServerOptions {
     /// the kernel reset the connection and destroy a response the peer has not read yet (as
     /// nginx and Apache do). Zero closes at once. Default 2 s.
     pub linger_timeout: Duration,
-    /// At most this many bytes are read and discarded while lingering. Default 1 MiB.
+    /// About this many bytes at most (one read more) are read and discarded while
+    /// lingering. Default 1 MiB.
     pub linger_bytes: usize,
     /// Graceful shutdown: how long in-flight requests may run on after it starts. Default 30 s.
     pub shutdown_timeout: Duration,

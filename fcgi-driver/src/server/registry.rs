@@ -152,9 +152,17 @@ impl Member {
 
 impl Drop for Member {
     fn drop(&mut self) {
-        lock(&self.state.registry.entries).try_remove(self.key);
+        let empty = {
+            let mut entries = lock(&self.state.registry.entries);
+            entries.try_remove(self.key);
+            entries.is_empty()
+        };
         if self.entry.holds_slot.swap(false, Ordering::AcqRel) {
             self.state.release_connection();
+        }
+        if empty {
+            // A graceful shutdown waits for every connection task, evicted ones included.
+            self.state.no_connections.notify();
         }
     }
 }

@@ -39,7 +39,8 @@ impl ShutdownHandle {
         self.state.draining.set();
     }
 
-    /// Connections currently open.
+    /// Connections currently holding a place under `max_connections` (an evicted
+    /// connection finishing its last request no longer does).
     pub fn connections(&self) -> usize {
         self.state
             .connections
@@ -132,7 +133,8 @@ impl<R: Runtime> Server<R> {
         std::future::poll_fn(|cx| {
             loop {
                 closed.arm(&self.state.no_connections);
-                if self.shutdown_handle().connections() == 0 {
+                // Every connection task, including evicted ones finishing a request.
+                if self.state.registry.len() == 0 {
                     return Poll::Ready(());
                 }
                 if grace
@@ -159,8 +161,11 @@ impl<R: Runtime> Server<R> {
             }
         }
         // At the cap, the most expendable open connection gives its place to this one.
-        if !self.state.try_acquire_connection(self.opts.max_connections)
+        let max = self.opts.max_connections;
+        if !self.state.try_acquire_connection(max)
             && !self.state.registry.evict_one()
+            // A place may have freed up meanwhile.
+            && !self.state.try_acquire_connection(max)
         {
             crate::log::info(
                 "connection limit reached, every connection busy: closed",

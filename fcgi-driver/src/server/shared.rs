@@ -73,6 +73,8 @@ pub(crate) struct Slot {
     pub(crate) abort: Arc<OneWaiter>,
     /// Whether a handler runs for it (params complete and admitted).
     pub(crate) spawned: bool,
+    /// When its `BEGIN_REQUEST` arrived (its params must follow in time).
+    pub(crate) begun_at: std::time::Instant,
     /// Counts the entry in [`ServerStats::request_entries`](super::ServerStats).
     _live: Token,
 }
@@ -206,6 +208,7 @@ impl Shared {
                 data: Queue::default(),
                 abort: Arc::default(),
                 spawned: false,
+                begun_at: std::time::Instant::now(),
                 _live: live,
             },
         );

@@ -148,6 +148,8 @@ macro_rules! behaviour_suite {
             server_first_request_timeout,
             server_idle_flood_does_not_starve_real_clients,
             server_slowloris_and_abort_storm,
+            server_eviction_spares_a_response_on_its_way,
+            server_request_params_timeout,
         );
     };
     (@tests $harness:ty; $($name:ident),* $(,)?) => {

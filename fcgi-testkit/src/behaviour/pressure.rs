@@ -299,3 +299,71 @@ pub fn server_slowloris_and_abort_storm<H: Harness>() {
         .await;
     });
 }
+
+/// A connection whose handler has returned while the end of its response is still queued
+/// (the web server reads slowly) is busy: it is not evicted for a new connection, and the
+/// response arrives whole.
+pub fn server_eviction_spares_a_response_on_its_way<H: Harness>() {
+    // More than the kernel's socket buffers take, so that the end stays queued in the server.
+    const RESPONSE: usize = 32 << 20;
+    let h = H::new();
+    let rt = h.runtime();
+    h.block_on(async {
+        let app = TestApp::new(rt.clone());
+        let mut opts = server_opts();
+        opts.max_connections = 1;
+        // The handler queues all of it and returns.
+        opts.core.limits.max_buffered_output = 2 * RESPONSE;
+        let srv = Srv::start(&h, Net::Tcp, opts, app.clone(), plan_inert()).await;
+        let addr = tcp_addr(&srv);
+        let mut slow = connect(addr);
+        slow.write_all(&request(
+            &[("DO", "stream"), ("RESP_BYTES", &RESPONSE.to_string())],
+            true,
+            Some(b""),
+        ))
+        .expect("send");
+        // Not reading: the socket buffers fill and the server queues the rest.
+        eventually(
+            &rt,
+            "the handler has written everything and returned",
+            || app.probe.completed() == 1,
+        )
+        .await;
+        let mut newcomer = connect(addr);
+        let _ = newcomer.write_all(&request(&[("DO", "ok")], false, Some(b"")));
+        assert!(
+            read_answer(&mut newcomer).is_err(),
+            "the only place is taken by a busy connection"
+        );
+        let out = read_answer(&mut slow).expect("the slow reader's response");
+        assert!(out.len() >= RESPONSE, "{} bytes", out.len());
+    });
+}
+
+/// On a kept-alive connection, a later request whose params trickle in gets no more than
+/// `first_request_timeout` from its `BEGIN_REQUEST`: the connection is then closed.
+pub fn server_request_params_timeout<H: Harness>() {
+    let h = H::new();
+    let rt = h.runtime();
+    h.block_on(async {
+        let app = TestApp::new(rt.clone());
+        let mut opts = server_opts();
+        opts.first_request_timeout = Duration::from_millis(300);
+        let srv = Srv::start(&h, Net::Tcp, opts, app.clone(), plan_inert()).await;
+        let mut c = connect(tcp_addr(&srv));
+        let wire = request(&[("DO", "ok")], true, Some(b""));
+        c.write_all(&wire).expect("send");
+        read_answer(&mut c).expect("the first request is served");
+        let started = Instant::now();
+        c.write_all(&wire[..20]).expect("part of a second request");
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{rest:?}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(300) && waited < GUARD,
+            "closed after {waited:?}"
+        );
+    });
+}
