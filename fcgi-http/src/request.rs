@@ -88,14 +88,18 @@ pub struct CgiConfig {
     pub script: ScriptResolution,
     /// `SERVER_SOFTWARE`.
     pub server_software: String,
-    /// `SERVER_NAME`. nginx sends its configured `server_name` (empty when none is
-    /// configured), never the client's `Host`; so does this module.
+    /// `SERVER_NAME`, when set: the name the server is known by, whatever the request
+    /// says (nginx's `server_name`, Apache's `ServerName` with `UseCanonicalName On`).
+    /// Empty (the default): the host the request was directed to, without its port (its
+    /// `Host`, or the authority of an absolute target or HTTP/2 request), as Apache with
+    /// `UseCanonicalName Off` and Caddy send it and as RFC 3875 §4.1.14 asks; the address
+    /// the request arrived on when it names none (HTTP/1.0).
     pub server_name: String,
 }
 
 impl CgiConfig {
     /// A configuration with the given root and resolution, `SERVER_SOFTWARE` `fcgi-http/<version>`
-    /// and an empty `SERVER_NAME`.
+    /// and `SERVER_NAME` taken from each request (see [`server_name`](Self::server_name)).
     pub fn new(document_root: impl Into<String>, script: ScriptResolution) -> Self {
         Self {
             document_root: document_root.into(),
@@ -310,7 +314,15 @@ pub fn build_params(
         push_decimal(&mut num, u64::from(addr.port()));
         p.push(&var, &num)?;
     }
-    p.push(b"SERVER_NAME", cfg.server_name.as_bytes())?;
+    if !cfg.server_name.is_empty() {
+        p.push(b"SERVER_NAME", cfg.server_name.as_bytes())?;
+    } else if let Some(host) = requested_host(req) {
+        p.push(b"SERVER_NAME", host_without_port(host))?;
+    } else {
+        num.clear();
+        push_ip(&mut num, conn.local.ip());
+        p.push(b"SERVER_NAME", &num)?;
+    }
     p.push(b"REDIRECT_STATUS", b"200")?;
 
     let mut file = Vec::with_capacity(root.len() + document_uri.len());
@@ -497,6 +509,33 @@ fn check_host(req: &Parts) -> Result<(), MapError> {
         return Err(MapError::InvalidHost);
     }
     check_host_value(host.as_bytes())
+}
+
+/// The host the request was directed to: an absolute target's (or HTTP/2's `:authority`)
+/// authority, else the `Host` header. (Both are checked by [`check_host`] before the
+/// request is accepted.)
+fn requested_host(req: &Parts) -> Option<&[u8]> {
+    if let Some(authority) = req.uri.authority() {
+        return Some(authority.as_str().as_bytes());
+    }
+    req.headers
+        .get(http::header::HOST)
+        .map(http::HeaderValue::as_bytes)
+}
+
+/// `host[:port]` without the port (an IPv6 literal keeps its brackets).
+fn host_without_port(host: &[u8]) -> &[u8] {
+    if host.first() == Some(&b'[') {
+        let end = host
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(host.len(), |i| i + 1);
+        return &host[..end];
+    }
+    match host.iter().rposition(|&b| b == b':') {
+        Some(i) => &host[..i],
+        None => host,
+    }
 }
 
 /// `host[:port]`, as [`check_host`] describes it.

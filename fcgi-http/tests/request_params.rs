@@ -499,3 +499,41 @@ fn host_is_checked_like_rfc_9112_asks() {
             .is_none()
     );
 }
+
+/// Without a configured name, `SERVER_NAME` is the host the request was directed to,
+/// without its port (RFC 3875 §4.1.14; Apache with `UseCanonicalName Off`, Caddy): from
+/// `Host`, from an HTTP/2 or absolute target's authority, with IPv6 brackets kept; the
+/// address the request arrived on when it names no host (HTTP/1.0). A configured name wins.
+#[test]
+fn server_name_defaults_to_the_requested_host() {
+    let mut cfg = split_cfg();
+    cfg.server_name = String::new();
+    let name = |req: Request<()>, cfg: &CgiConfig| {
+        map_with(req, None, false, cfg).unwrap()["SERVER_NAME"].clone()
+    };
+    let with_host = |host: &str| {
+        Request::get("/index.php")
+            .header("host", host)
+            .body(())
+            .unwrap()
+    };
+    assert_eq!(name(with_host("shop.example:8443"), &cfg), "shop.example");
+    assert_eq!(name(with_host("shop.example"), &cfg), "shop.example");
+    assert_eq!(name(with_host("[2001:db8::1]:8443"), &cfg), "[2001:db8::1]");
+    assert_eq!(name(with_host("192.0.2.7:80"), &cfg), "192.0.2.7");
+    let h2 = Request::get("https://h2.example:9443/index.php")
+        .version(Version::HTTP_2)
+        .body(())
+        .unwrap();
+    assert_eq!(name(h2, &cfg), "h2.example");
+    let old = Request::get("/index.php")
+        .version(Version::HTTP_10)
+        .body(())
+        .unwrap();
+    assert_eq!(name(old, &cfg), "10.0.0.1", "the local address");
+    cfg.server_name = "canonical.example".into();
+    assert_eq!(
+        name(with_host("other.example:81"), &cfg),
+        "canonical.example"
+    );
+}
