@@ -15,12 +15,52 @@ use bytes::BytesMut;
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// Spawning and timers.
+/// Work for a thread where blocking is allowed.
+pub type BlockingWork = Box<dyn FnOnce() + Send + 'static>;
+
+/// Spawning, timers, and a place for blocking work.
 pub trait Runtime: Clone + Send + Sync + 'static {
     /// Runs `future` to completion in the background.
     fn spawn(&self, future: BoxFuture<()>);
     /// A future that completes after `duration`.
     fn sleep(&self, duration: Duration) -> BoxFuture<()>;
+    /// Runs `work` on a thread where blocking is allowed (file-system calls), never on the
+    /// executor's own threads: tokio's `spawn_blocking`, the `blocking` crate's pool on smol.
+    /// The future completes when `work` has run (or panicked).
+    fn spawn_blocking(&self, work: BlockingWork) -> BoxFuture<()>;
+}
+
+/// Runs `f` through [`Runtime::spawn_blocking`] and returns what it returns; an error if
+/// it panicked.
+///
+/// ```
+/// # async fn demo<R: fcgi_driver::runtime::Runtime>(rt: R) -> std::io::Result<()> {
+/// let len = fcgi_driver::runtime::unblock(&rt, || std::fs::metadata("/")).await??.len();
+/// # let _ = len; Ok(())
+/// # }
+/// ```
+pub async fn unblock<R: Runtime, T: Send + 'static>(
+    rt: &R,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    unblock_with(|work| rt.spawn_blocking(work), f).await
+}
+
+/// [`unblock`] with the spawner given as a function (for callers that keep the runtime
+/// type-erased).
+pub async fn unblock_with<T: Send + 'static>(
+    spawn_blocking: impl FnOnce(BlockingWork) -> BoxFuture<()>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let out = std::sync::Arc::clone(&slot);
+    spawn_blocking(Box::new(move || {
+        let value = f();
+        *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+    }))
+    .await;
+    let value = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    value.ok_or_else(|| io::Error::other("blocking work panicked"))
 }
 
 /// A connected byte stream (TCP or Unix socket).

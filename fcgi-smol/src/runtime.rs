@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fcgi_driver::runtime::{BoxFuture, Runtime};
+use fcgi_driver::runtime::{BlockingWork, BoxFuture, Runtime};
 
 type SpawnFn = dyn Fn(BoxFuture<()>) + Send + Sync;
 
@@ -39,5 +39,13 @@ impl Runtime for SmolRuntime {
         Box::pin(async move {
             async_io::Timer::after(duration).await;
         })
+    }
+
+    fn spawn_blocking(&self, work: BlockingWork) -> BoxFuture<()> {
+        // The `blocking` crate's thread pool (what smol's `unblock` uses); a panic in `work`
+        // ends the pool thread's job and is reported by `unblock` (its result is missing).
+        Box::pin(blocking::unblock(move || {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        }))
     }
 }

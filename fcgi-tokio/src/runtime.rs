@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fcgi_driver::runtime::{BoxFuture, Runtime};
+use fcgi_driver::runtime::{BlockingWork, BoxFuture, Runtime};
 
 /// The tokio runtime the current task runs on.
 #[derive(Debug, Clone, Copy, Default)]
@@ -15,5 +15,13 @@ impl Runtime for TokioRuntime {
 
     fn sleep(&self, duration: Duration) -> BoxFuture<()> {
         Box::pin(tokio::time::sleep(duration))
+    }
+
+    fn spawn_blocking(&self, work: BlockingWork) -> BoxFuture<()> {
+        let task = tokio::task::spawn_blocking(work);
+        Box::pin(async move {
+            // A panic in `work` is reported by `unblock` (its result is missing).
+            let _ = task.await;
+        })
     }
 }

@@ -152,8 +152,13 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
                 move |d| runtime.sleep(d)
             }),
         };
+        let unblock: upload::Unblock = Arc::new({
+            let runtime = runtime.clone();
+            move |work| runtime.spawn_blocking(work)
+        });
         let prepare = upload::prepare(
             idle,
+            unblock,
             length,
             body,
             config.max_body_bytes,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes, BytesMut};
 use fcgi_driver::client::RequestBody;
-use fcgi_driver::runtime::BoxFuture;
+use fcgi_driver::runtime::{BlockingWork, BoxFuture};
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use http_body::Body;
@@ -136,9 +136,23 @@ pub(crate) fn reads_first(length: Length, buffer_up_to: u64) -> bool {
     }
 }
 
+/// Where file-system work runs: the runtime's blocking pool
+/// ([`Runtime::spawn_blocking`](fcgi_driver::runtime::Runtime::spawn_blocking)), never the
+/// request's task, so that a slow disk never stalls other requests on the executor.
+pub(crate) type Unblock = Arc<dyn Fn(BlockingWork) -> BoxFuture<()> + Send + Sync>;
+
+/// Runs `f` off the executor through `unblock`.
+async fn off_executor<T: Send + 'static>(
+    unblock: &Unblock,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    fcgi_driver::runtime::unblock_with(|work| unblock(work), f).await?
+}
+
 /// Prepares the body for `FCGI_STDIN` according to its [`Length`].
 pub(crate) async fn prepare<B>(
     idle: impl FnOnce() -> Idle,
+    unblock: Unblock,
     length: Length,
     body: B,
     max_body: Option<u64>,
@@ -170,7 +184,7 @@ where
         } => {
             let limit = max_body.map_or(*max_bytes, |m| m.min(*max_bytes));
             let memory = (*memory as u64).min(limit) as usize;
-            buffer(body, memory, spill_dir.as_deref(), limit).await
+            buffer(body, memory, spill_dir.as_deref(), limit, unblock).await
         }
     }
 }
@@ -311,6 +325,7 @@ async fn buffer<B>(
     memory: usize,
     spill_dir: Option<&Path>,
     limit: u64,
+    unblock: Unblock,
 ) -> Result<Upload, GatewayError>
 where
     B: Body + Send + 'static,
@@ -320,10 +335,15 @@ where
     let mut kept = BytesMut::new();
     let mut file: Option<std::fs::File> = None;
     let mut total: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| GatewayError::RequestBody(e.into()))?;
-        let Ok(mut data) = frame.into_data() else {
-            continue;
+    loop {
+        // The piece as `Bytes` (no body type is held across the file writes' awaits).
+        let mut data: Bytes = match body.frame().await {
+            None => break,
+            Some(Err(e)) => return Err(GatewayError::RequestBody(e.into())),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(mut d) => d.copy_to_bytes(d.remaining()),
+                Err(_) => continue,
+            },
         };
         total += data.remaining() as u64;
         if total > limit {
@@ -335,19 +355,27 @@ where
                     limit: memory as u64,
                 });
             };
-            let mut f = tempfile::tempfile_in(dir).map_err(GatewayError::Spill)?;
-            f.write_all(&kept).map_err(GatewayError::Spill)?;
-            kept.clear();
+            let dir = dir.to_owned();
+            let head = std::mem::take(&mut kept).freeze();
+            let f = off_executor(&unblock, move || {
+                let mut f = tempfile::tempfile_in(dir)?;
+                f.write_all(&head)?;
+                Ok(f)
+            })
+            .await
+            .map_err(GatewayError::Spill)?;
             file = Some(f);
         }
-        match &mut file {
-            Some(f) => {
-                while data.has_remaining() {
-                    let chunk = data.chunk();
-                    f.write_all(chunk).map_err(GatewayError::Spill)?;
-                    let n = chunk.len();
-                    data.advance(n);
-                }
+        match file.take() {
+            Some(mut f) => {
+                let chunk = std::mem::take(&mut data);
+                let f = off_executor(&unblock, move || {
+                    f.write_all(&chunk)?;
+                    Ok(f)
+                })
+                .await
+                .map_err(GatewayError::Spill)?;
+                file = Some(f);
             }
             None => {
                 while data.has_remaining() {
@@ -362,9 +390,14 @@ where
     let body = match file {
         None => RequestBody::from(kept.freeze()),
         Some(mut f) => {
-            f.flush().map_err(GatewayError::Spill)?;
-            f.rewind().map_err(GatewayError::Spill)?;
-            RequestBody::stream(file_stream(f, total))
+            let f = off_executor(&unblock, move || {
+                f.flush()?;
+                f.rewind()?;
+                Ok(f)
+            })
+            .await
+            .map_err(GatewayError::Spill)?;
+            RequestBody::stream(file_stream(f, total, unblock))
         }
     };
     Ok(Upload {
@@ -378,25 +411,32 @@ where
 fn file_stream(
     file: std::fs::File,
     len: u64,
+    unblock: Unblock,
 ) -> impl futures_core::Stream<Item = io::Result<Bytes>> + Send + 'static {
-    futures_util::stream::unfold(Some((file, len)), |state| async move {
-        let (mut file, left) = state?;
+    futures_util::stream::unfold(Some((file, len, unblock)), |state| async move {
+        let (mut file, left, unblock) = state?;
         if left == 0 {
             return None;
         }
         let want = SPILL_READ_CHUNK.min(usize::try_from(left).unwrap_or(SPILL_READ_CHUNK));
-        let mut buf = vec![0u8; want];
-        match file.read(&mut buf) {
-            Ok(0) => Some((
+        let read = off_executor(&unblock, move || {
+            let mut buf = vec![0u8; want];
+            let n = file.read(&mut buf)?;
+            buf.truncate(n);
+            Ok((file, buf))
+        })
+        .await;
+        match read {
+            Ok((_, buf)) if buf.is_empty() => Some((
                 Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "spilled request body shrank",
                 )),
                 None,
             )),
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), Some((file, left - n as u64))))
+            Ok((file, buf)) => {
+                let n = buf.len() as u64;
+                Some((Ok(Bytes::from(buf)), Some((file, left - n, unblock))))
             }
             Err(e) => Some((Err(e), None)),
         }
