@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fcgi_http::gateway::{Gateway, GatewayConfig};
+use fcgi_http::gateway::{Gateway, GatewayConfig, LocalRoot};
 use fcgi_http::request::{ConnInfo, ScriptResolution};
 use fcgi_tokio::client::ClientOptions;
 use fcgi_tokio::server::{Request as FcgiRequest, Response as FcgiResponse, ServerOptions};
@@ -156,10 +156,15 @@ fn main() {
         // HTTP through the gateway.
         let gateway = Gateway::new(
             fcgi_tokio::client(Backend::Unix(app.clone()), ClientOptions::default()),
-            GatewayConfig::new(
-                "/var/www/html",
-                ScriptResolution::FrontController("index.php".into()),
-            ),
+            {
+                let mut config = GatewayConfig::new(
+                    "/var/www/html",
+                    ScriptResolution::FrontController("index.php".into()),
+                );
+                // The backend is a Rust test app, not files.
+                config.local_root = LocalRoot::None;
+                config
+            },
         )
         .errors_as_responses();
         serve_http(&via, gateway);

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fcgi_http::gateway::{Gateway, GatewayConfig};
+use fcgi_http::gateway::{Gateway, GatewayConfig, LocalRoot};
 use fcgi_http::request::{ConnInfo, ScriptResolution};
 use fcgi_testkit::app::AppAddr;
 use fcgi_tokio::client::{ClientOptions, Multiplexing};
@@ -147,13 +147,15 @@ fn start_gateway(app: SocketAddr) -> (SocketAddr, String) {
             let addr = listener.local_addr().unwrap();
             let mut opts = ClientOptions::default();
             opts.multiplexing = Multiplexing::Off; // as nginx: one request per connection
-            let gateway = Gateway::new(
-                fcgi_tokio::client(Backend::Tcp(app), opts),
-                GatewayConfig::new(
+            let gateway = Gateway::new(fcgi_tokio::client(Backend::Tcp(app), opts), {
+                let mut config = GatewayConfig::new(
                     "/var/www/html",
                     ScriptResolution::FrontController("index.php".into()),
-                ),
-            )
+                );
+                // The backend is a Rust test app, not files.
+                config.local_root = LocalRoot::None;
+                config
+            })
             .errors_as_responses();
             tx.send((addr, format!("{}/stat", me.display()))).unwrap();
             loop {

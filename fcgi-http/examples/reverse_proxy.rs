@@ -41,7 +41,7 @@ use std::process::ExitCode;
 use bytes::Bytes;
 use common::{Args, BoxError, UsageError};
 use fcgi_http::app::{FcgiRequest, HttpConn, RequestBody, ServiceHandler};
-use fcgi_http::gateway::{Gateway, GatewayConfig};
+use fcgi_http::gateway::{Gateway, GatewayConfig, LocalRoot};
 use fcgi_http::request::ScriptResolution;
 use fcgi_tokio::client::ClientOptions;
 use fcgi_tokio::server::ServerOptions;
@@ -195,10 +195,12 @@ async fn run(options: Options) -> Result<(), BoxError> {
     //    service reads no files: every request "runs" /echo, whatever its path (a front
     //    controller), and the document root only fills SCRIPT_FILENAME.
     let client = fcgi_tokio::client(backend.clone(), ClientOptions::default());
-    let config = GatewayConfig::new(
+    let mut config = GatewayConfig::new(
         "/srv/echo",
         ScriptResolution::FrontController("echo".into()),
     );
+    // The application is a Rust service, not files: nothing to check on disk.
+    config.local_root = LocalRoot::None;
     let gateway = Gateway::new(client.clone(), config).errors_as_responses();
 
     // 3. The HTTP server.

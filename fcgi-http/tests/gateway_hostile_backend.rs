@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fcgi_http::gateway::{Gateway, GatewayBody, GatewayConfig, GatewayError, Outcome};
+use fcgi_http::gateway::{Gateway, GatewayBody, GatewayConfig, GatewayError, LocalRoot, Outcome};
 use fcgi_http::request::ScriptResolution;
 use fcgi_http::response::CgiResponseError;
 use fcgi_tokio::client::{ClientError, ClientOptions, Multiplexing};
@@ -196,7 +196,7 @@ fn gateway(addr: std::net::SocketAddr, edit: impl FnOnce(&mut ClientOptions)) ->
     edit(&mut opts);
     Gateway::new(
         fcgi_tokio::client(Backend::Tcp(addr), opts),
-        GatewayConfig::new("/srv", ScriptResolution::split_path()),
+        mock_config(ScriptResolution::split_path()),
     )
 }
 
@@ -644,4 +644,11 @@ async fn local_redirects_drop_the_body_and_stop_loops() {
     .await;
     drop(gw);
     task.abort();
+}
+
+/// A gateway configuration for a test backend that runs no files (no local root checks).
+fn mock_config(script: ScriptResolution) -> GatewayConfig {
+    let mut config = GatewayConfig::new("/srv", script);
+    config.local_root = LocalRoot::None;
+    config
 }

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fcgi_http::gateway::{Gateway, GatewayConfig, GatewayError, Outcome, UnknownLength};
+use fcgi_http::gateway::{Gateway, GatewayConfig, GatewayError, LocalRoot, Outcome, UnknownLength};
 use fcgi_http::request::{ConnInfo, ScriptResolution};
 use fcgi_testkit::php_fpm::{Options, PhpFpm, Socket, parse_lines, sha1_hex};
 use fcgi_tokio::client::ClientOptions;
@@ -273,12 +273,71 @@ async fn refused_paths_never_reach_php() {
     assert!(fpm.hits("post").is_empty());
 }
 
+/// With the document root visible here (the default local root), a script that is not a
+/// regular file inside it is refused with 404 before php-fpm is asked: a missing script, a
+/// directory named like one, a link out of the root, and php-fpm's "uploads hole"
+/// (`/uploads/x.jpg/y.php`, which `cgi.fix_pathinfo=1` would run as `x.jpg`). A root reached
+/// through a symbolic link (`current -> releases/N`) works.
+#[tokio::test]
+async fn scripts_are_checked_in_the_local_root_before_php_fpm_is_asked() {
+    let Some(fpm) = start(Socket::Tcp) else {
+        return;
+    };
+    let root = fpm.docroot();
+    write_script(&fpm, "hit.php", "<?php echo 'ran';");
+    std::fs::create_dir_all(format!("{root}/uploads")).unwrap();
+    std::fs::write(format!("{root}/uploads/x.jpg"), "<?php echo 'HOLE';").unwrap();
+    std::fs::create_dir_all(format!("{root}/dir.php")).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.php"), "<?php echo 'OUT';").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.php"),
+        format!("{root}/link.php"),
+    )
+    .unwrap();
+    let gw = gateway(&fpm);
+    for target in [
+        "/missing.php",
+        "/dir.php",
+        "/link.php",
+        "/uploads/x.jpg/y.php",
+    ] {
+        let err = gw.serve(empty(Request::get(target))).await.unwrap_err();
+        assert!(
+            matches!(err, GatewayError::NoSuchScript(_)),
+            "{target}: {err:?}"
+        );
+        assert_eq!(err.status(), StatusCode::NOT_FOUND, "{target}");
+    }
+    let response = gw.serve(empty(Request::get("/hit.php"))).await.unwrap();
+    let (status, _, body, _) = text(response).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ran"));
+
+    // The same files through a symbolic link to the root, as the gateway's local root.
+    let links = tempfile::tempdir().unwrap();
+    let current = links.path().join("current");
+    std::os::unix::fs::symlink(root, &current).unwrap();
+    let gw = gateway_with(&fpm, ClientOptions::default(), |c| {
+        c.local_root = LocalRoot::Path(current.clone());
+    });
+    let response = gw.serve(empty(Request::get("/hit.php"))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let err = gw
+        .serve(empty(Request::get("/link.php")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GatewayError::NoSuchScript(_)), "{err:?}");
+}
+
 #[tokio::test]
 async fn primary_script_unknown_is_php_fpms_404_with_stderr_in_the_outcome() {
     let Some(fpm) = start(Socket::Tcp) else {
         return;
     };
-    let gw = gateway(&fpm);
+    // Without a local root the gateway sends every script: php-fpm answers for itself.
+    let gw = gateway_with(&fpm, ClientOptions::default(), |c| {
+        c.local_root = LocalRoot::None;
+    });
     let response = gw.serve(empty(Request::get("/missing.php"))).await.unwrap();
     let (status, _, body, outcome) = text(response).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -419,7 +478,7 @@ async fn backend_failures_map_to_502_and_504() {
     drop(closed);
     let gw = Gateway::new(
         fcgi_tokio::client(Backend::Tcp(addr), ClientOptions::default()),
-        GatewayConfig::new("/srv", ScriptResolution::split_path()),
+        mock_config(ScriptResolution::split_path()),
     );
     let err = gw.serve(empty(Request::get("/x.php"))).await.unwrap_err();
     assert!(matches!(err, GatewayError::Backend(_)), "{err:?}");
@@ -463,7 +522,7 @@ async fn overloaded_maps_to_503() {
     opts.multiplexing = fcgi_tokio::client::Multiplexing::Off;
     let gw = Gateway::new(
         fcgi_tokio::client(Backend::Tcp(addr), opts),
-        GatewayConfig::new("/srv", ScriptResolution::split_path()),
+        mock_config(ScriptResolution::split_path()),
     );
     let err = gw.serve(empty(Request::get("/x.php"))).await.unwrap_err();
     assert!(
@@ -481,7 +540,7 @@ async fn overloaded_maps_to_503() {
 #[tokio::test]
 async fn a_stalled_body_the_gateway_reads_first_is_408() {
     // No backend is needed: the body is read before anything is sent.
-    let mut config = GatewayConfig::new("/srv", ScriptResolution::split_path());
+    let mut config = mock_config(ScriptResolution::split_path());
     config.body_read_timeout = Duration::from_millis(200);
     let gw = Gateway::new(
         fcgi_tokio::client(
@@ -550,7 +609,10 @@ async fn a_head_response_is_finished_in_the_background_with_its_outcome() {
     let Some(fpm) = start(Socket::Tcp) else {
         return;
     };
-    let gw = gateway(&fpm);
+    // php-fpm's own 404 is wanted here: no local root check.
+    let gw = gateway_with(&fpm, ClientOptions::default(), |c| {
+        c.local_root = LocalRoot::None;
+    });
     for (path, status, stderr) in [
         ("/server.php", StatusCode::OK, ""),
         (
@@ -581,4 +643,11 @@ async fn a_head_response_is_finished_in_the_background_with_its_outcome() {
     }
     // Both ran on one kept connection.
     assert_eq!(gw.client().connections(), 1);
+}
+
+/// A gateway configuration for a test backend that runs no files (no local root checks).
+fn mock_config(script: ScriptResolution) -> GatewayConfig {
+    let mut config = GatewayConfig::new("/srv", script);
+    config.local_root = LocalRoot::None;
+    config
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fcgi_http::gateway::{Gateway, GatewayConfig, UnknownLength};
+use fcgi_http::gateway::{Gateway, GatewayConfig, LocalRoot, UnknownLength};
 use fcgi_http::request::ScriptResolution;
 use fcgi_tokio::client::{Client, ClientOptions, Multiplexing};
 use fcgi_tokio::fcgi_driver::runtime::{BlockingWork, BoxFuture, Runtime};
@@ -80,6 +80,7 @@ async fn a_spilling_upload_leaves_the_executor_free() {
         "/srv",
         ScriptResolution::FrontController("index.php".into()),
     );
+    config.local_root = LocalRoot::None; // the backend is a Rust handler, not files
     config.unknown_length = UnknownLength::Buffer {
         memory: 256 * 1024,
         spill_dir: Some(spill.path().to_owned()),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use fcgi_http::gateway::{Gateway, GatewayBody, GatewayConfig, GatewayError};
+use fcgi_http::gateway::{Gateway, GatewayBody, GatewayConfig, GatewayError, LocalRoot};
 use fcgi_http::request::ScriptResolution;
 use fcgi_tokio::Backend;
 use fcgi_tokio::client::{ClientError, ClientOptions, Multiplexing};
@@ -110,13 +110,12 @@ async fn app(refuse: usize) -> (Backend, Arc<AtomicUsize>) {
 fn gateway(backend: Backend) -> Gateway<fcgi_tokio::TokioRuntime, fcgi_tokio::TokioConnector> {
     let mut opts = ClientOptions::default();
     opts.multiplexing = Multiplexing::Off;
-    Gateway::new(
-        fcgi_tokio::client(backend, opts),
-        GatewayConfig::new(
-            "/srv",
-            ScriptResolution::FrontController("index.php".into()),
-        ),
-    )
+    let mut config = GatewayConfig::new(
+        "/srv",
+        ScriptResolution::FrontController("index.php".into()),
+    );
+    config.local_root = LocalRoot::None; // the test backend runs no files
+    Gateway::new(fcgi_tokio::client(backend, opts), config)
 }
 
 fn request() -> Req {

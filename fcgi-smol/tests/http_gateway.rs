@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
-use fcgi_http::gateway::{Gateway, GatewayConfig};
+use fcgi_http::gateway::{Gateway, GatewayConfig, LocalRoot};
 use fcgi_http::request::ScriptResolution;
 use fcgi_smol::client::{Backend, ClientOptions};
 use fcgi_smol::{SmolConnector, SmolRuntime};
@@ -119,7 +119,7 @@ fn service_behind_the_gateway_on_smol() {
     let client = fcgi_smol::client(rt, Backend::Unix(socket.clone()), ClientOptions::default());
     let gateway = Gateway::new(
         client,
-        GatewayConfig::new("/srv", ScriptResolution::FrontController("app".into())),
+        mock_config(ScriptResolution::FrontController("app".into())),
     );
     let text = smol::block_on(ex.run(async move {
         let response = gateway
@@ -138,4 +138,11 @@ fn service_behind_the_gateway_on_smol() {
         String::from_utf8_lossy(&body).into_owned()
     }));
     assert_eq!(text, "POST /orders/7 x-demo=42 body=hello");
+}
+
+/// A gateway configuration for a test backend that runs no files (no local root checks).
+fn mock_config(script: ScriptResolution) -> GatewayConfig {
+    let mut config = GatewayConfig::new("/srv", script);
+    config.local_root = LocalRoot::None;
+    config
 }

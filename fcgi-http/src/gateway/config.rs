@@ -90,6 +90,12 @@ pub struct GatewayConfig {
     /// Local redirects (`Location: /path` without `Status`) followed for one request before
     /// giving up with `502` (nginx stops a cycle at 10 as well). Default 10.
     pub max_internal_redirects: u32,
+    /// Where the gateway sees the application's files, to check each script before sending
+    /// anything (it must be a regular file inside the root; the root and the script are
+    /// resolved through symbolic links, so `current -> releases/N` deployments work and a
+    /// link out of the root does not): `404` otherwise, as nginx's
+    /// `try_files $fastcgi_script_name =404`. Default [`LocalRoot::SameAsDocumentRoot`].
+    pub local_root: LocalRoot,
     /// Connection facts used when a request carries no [`ConnInfo`] extension (the HTTP
     /// server glue should insert one per connection). Default: `127.0.0.1:80` ← `127.0.0.1:0`,
     /// no TLS.
@@ -108,6 +114,7 @@ impl GatewayConfig {
             buffer_body_up_to: 64 * 1024,
             body_read_timeout: Duration::from_secs(60),
             max_internal_redirects: 10,
+            local_root: LocalRoot::SameAsDocumentRoot,
             fallback_conn_info: ConnInfo::new(
                 SocketAddr::from((Ipv4Addr::LOCALHOST, 80)),
                 SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -115,4 +122,31 @@ impl GatewayConfig {
             ),
         }
     }
+}
+
+/// The document root as the gateway sees it (see [`GatewayConfig::local_root`]).
+///
+/// `DOCUMENT_ROOT` and `SCRIPT_FILENAME` name files as the FastCGI application sees them;
+/// the gateway may see them elsewhere (php-fpm in another container, the same files mounted
+/// at another path), or not at all.
+///
+/// ```
+/// use fcgi_http::gateway::{GatewayConfig, LocalRoot};
+/// use fcgi_http::request::ScriptResolution;
+/// let mut config = GatewayConfig::new("/var/www/html", ScriptResolution::split_path());
+/// // php-fpm runs in a container that mounts ./site at /var/www/html:
+/// config.local_root = LocalRoot::Path("./site".into());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LocalRoot {
+    /// The document root's own path, when it exists on this machine when the gateway is
+    /// made; otherwise no check (the application runs elsewhere).
+    #[default]
+    SameAsDocumentRoot,
+    /// The document root is this directory here.
+    Path(std::path::PathBuf),
+    /// Never touch the file system: every resolved script is sent (the application decides,
+    /// as behind nginx without `try_files`).
+    None,
 }

@@ -57,6 +57,12 @@ pub enum GatewayError {
     /// Local redirects went on past the configured maximum.
     #[error("more than {0} local redirects")]
     RedirectLoop(u32),
+    /// The resolved script is not a regular file inside the local root (it does not exist,
+    /// is a directory, or leads out of the root through a symbolic link): nginx's
+    /// `try_files $fastcgi_script_name =404`, which also closes php-fpm's "uploads hole"
+    /// (`/uploads/x.jpg/y.php` running `x.jpg`).
+    #[error("no such script: {0}")]
+    NoSuchScript(String),
 }
 
 impl GatewayError {
@@ -71,7 +77,7 @@ impl GatewayError {
     /// ```
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Refused(MapError::NotAScript) => StatusCode::NOT_FOUND,
+            Self::Refused(MapError::NotAScript) | Self::NoSuchScript(_) => StatusCode::NOT_FOUND,
             Self::Refused(MapError::InvalidConfig | MapError::Params(_)) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

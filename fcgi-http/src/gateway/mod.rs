@@ -28,6 +28,7 @@
 mod body;
 mod config;
 mod error;
+mod files;
 mod upload;
 
 use std::future::Future;
@@ -47,7 +48,7 @@ use http_body::Body;
 use tower_service::Service;
 
 pub use body::{GatewayBody, GatewayBodyError, Outcome};
-pub use config::{GatewayConfig, UnknownLength};
+pub use config::{GatewayConfig, LocalRoot, UnknownLength};
 pub use error::{BoxError, ErrorsAsResponses, GatewayError};
 
 use crate::request::{ConnInfo, build_params};
@@ -103,7 +104,15 @@ impl<R: Runtime, C: Connector> std::fmt::Debug for Gateway<R, C> {
 impl<R: Runtime, C: Connector> Gateway<R, C> {
     /// A gateway sending requests through `client` (which owns the pool, the timeouts and the
     /// multiplexing policy).
-    pub fn new(client: Client<R, C>, config: GatewayConfig) -> Self {
+    pub fn new(client: Client<R, C>, mut config: GatewayConfig) -> Self {
+        if config.local_root == LocalRoot::SameAsDocumentRoot {
+            let root = std::path::PathBuf::from(&config.cgi.document_root);
+            config.local_root = if root.is_dir() {
+                LocalRoot::Path(root)
+            } else {
+                LocalRoot::None
+            };
+        }
         Self {
             client,
             config: Arc::new(config),
@@ -118,6 +127,19 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
     /// The configuration.
     pub fn config(&self) -> &GatewayConfig {
         &self.config
+    }
+
+    /// With a local root: refuses a script that is not a regular file inside it.
+    async fn check_script(
+        &self,
+        unblock: &upload::Unblock,
+        params: &fcgi_driver::fcgi_core::Params,
+    ) -> Result<(), GatewayError> {
+        let LocalRoot::Path(root) = &self.config.local_root else {
+            return Ok(());
+        };
+        let script = params.get(b"SCRIPT_NAME").unwrap_or(b"/");
+        files::check_script(unblock, root, script).await
     }
 
     /// This gateway with its errors turned into responses ([`ErrorsAsResponses`]).
@@ -143,8 +165,14 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
         // The path is mapped (and a bad one refused) before any body byte is read.
         let mut params = build_params(&parts, length.content_length(), &conn, &config.cgi)
             .map_err(GatewayError::Refused)?;
-        // The idle timer of a streamed body, made only when the body is streamed.
         let runtime = self.client.runtime();
+        let unblock: upload::Unblock = Arc::new({
+            let runtime = runtime.clone();
+            move |work| runtime.spawn_blocking(work)
+        });
+        // ... and a script that is not a file in the root is refused before a body byte too.
+        self.check_script(&unblock, &params).await?;
+        // The idle timer of a streamed body, made only when the body is streamed.
         let idle = || upload::Idle {
             limit: config.body_read_timeout,
             sleep: Arc::new({
@@ -152,13 +180,9 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
                 move |d| runtime.sleep(d)
             }),
         };
-        let unblock: upload::Unblock = Arc::new({
-            let runtime = runtime.clone();
-            move |work| runtime.spawn_blocking(work)
-        });
         let prepare = upload::prepare(
             idle,
-            unblock,
+            Arc::clone(&unblock),
             length,
             body,
             config.max_body_bytes,
@@ -240,6 +264,7 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
                     current = redirected(&current, path);
                     let params = build_params(&current, None, &conn, &config.cgi)
                         .map_err(GatewayError::Refused)?;
+                    self.check_script(&unblock, &params).await?;
                     request = ClientRequest::responder().params_from(params);
                 }
             }

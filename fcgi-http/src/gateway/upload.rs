@@ -142,7 +142,7 @@ pub(crate) fn reads_first(length: Length, buffer_up_to: u64) -> bool {
 pub(crate) type Unblock = Arc<dyn Fn(BlockingWork) -> BoxFuture<()> + Send + Sync>;
 
 /// Runs `f` off the executor through `unblock`.
-async fn off_executor<T: Send + 'static>(
+pub(crate) async fn off_executor<T: Send + 'static>(
     unblock: &Unblock,
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
