@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use common::{Args, BoxError, SelfSigned, UsageError};
-use fcgi_http::gateway::{Gateway, GatewayConfig};
+use fcgi_http::gateway::{Gateway, GatewayConfig, LocalRoot};
 use fcgi_http::request::ScriptResolution;
 use fcgi_tokio::Backend;
 use fcgi_tokio::client::ClientOptions;
@@ -47,6 +47,12 @@ usage: php_gateway --backend tcp:HOST:PORT|unix:PATH --root DIR [options]
   --tls-self-signed          serve HTTPS with a certificate generated at start
   --cert-out PATH            write that certificate (PEM) to PATH, for curl --cacert
   --max-body BYTES           largest request body (default 32 MiB; 413 beyond)
+  --local-root DIR           the document root as this machine sees it, to check that a script
+                             exists before php-fpm is asked (default: --root, when it is a
+                             directory here)
+  --no-local-root            never look at files (php-fpm decides; see README)
+  --server-name NAME         SERVER_NAME (default: the request's host, without its port)
+  --read-timeout SECS        longest silence from php-fpm while a request runs (default 60)
   -h, --help                 this text";
 
 /// The command line.
@@ -60,6 +66,9 @@ struct Options {
     tls: bool,
     cert_out: Option<PathBuf>,
     max_body: u64,
+    local_root: LocalRoot,
+    server_name: Option<String>,
+    read_timeout: u64,
 }
 
 impl Options {
@@ -73,6 +82,9 @@ impl Options {
         let mut tls = false;
         let mut cert_out = None;
         let mut max_body = 32 * 1024 * 1024;
+        let mut local_root = LocalRoot::SameAsDocumentRoot;
+        let mut server_name = None;
+        let mut read_timeout = 60;
         while let Some(flag) = args.next_flag() {
             match flag.as_str() {
                 "--listen" => listen = args.value(&flag)?,
@@ -89,6 +101,10 @@ impl Options {
                 "--tls-self-signed" => tls = true,
                 "--cert-out" => cert_out = Some(args.value(&flag)?),
                 "--max-body" => max_body = args.value(&flag)?,
+                "--local-root" => local_root = LocalRoot::Path(args.value(&flag)?),
+                "--no-local-root" => local_root = LocalRoot::None,
+                "--server-name" => server_name = Some(args.value(&flag)?),
+                "--read-timeout" => read_timeout = args.value(&flag)?,
                 "-h" | "--help" => return Ok(None),
                 other => return Err(common::unknown(other)),
             }
@@ -112,6 +128,9 @@ impl Options {
             tls,
             cert_out,
             max_body,
+            local_root,
+            server_name,
+            read_timeout,
         }))
     }
 }
@@ -138,11 +157,18 @@ async fn run(options: Options) -> Result<(), BoxError> {
     let mut config = GatewayConfig::new(root.clone(), script);
     // Like nginx's client_max_body_size: refused with 413 before anything reaches PHP.
     config.max_body_bytes = Some(options.max_body);
+    // Like nginx's try_files $fastcgi_script_name =404: a script that is not a file in the
+    // root (the "uploads hole" included) is refused before php-fpm is asked.
+    config.local_root = options.local_root.clone();
+    if let Some(name) = &options.server_name {
+        config.cgi.server_name = name.clone();
+    }
 
     // 2. The pooled FastCGI client. php-fpm pins one worker per open connection, so keep
     //    max_connections below the pool's pm.max_children (see ClientOptions' docs).
     let mut client_options = ClientOptions::default();
     client_options.max_connections = 4;
+    client_options.read_timeout = std::time::Duration::from_secs(options.read_timeout);
     let client = fcgi_tokio::client(options.backend.clone(), client_options);
 
     // 3. The gateway: a tower Service<http::Request<B>>. `errors_as_responses` turns a

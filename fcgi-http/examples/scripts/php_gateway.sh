@@ -5,7 +5,8 @@
 #
 # A. plain HTTP → php-fpm over the Unix socket, split-path script resolution:
 #    GET with a query string via the index, PATH_INFO, POST form and a 200 kB body, HTTP/2
-#    (prior knowledge), 404 for a non-script and for a missing script, 400 for traversal.
+#    (prior knowledge), 404 for a non-script, for a missing script and for the "uploads
+#    hole" (checked in the local root), 400 for traversal, SERVER_NAME from the Host.
 # B. HTTPS with a self-signed certificate → php-fpm over TCP: curl verifies it with --cacert
 #    (and fails without), the printed fingerprint is the certificate's, HTTP/2 via ALPN and
 #    HTTP/1.1, HTTPS=on reaches PHP, POST over TLS.
@@ -56,7 +57,14 @@ req 200 --http2-prior-knowledge "$URL/index.php?h2=1"
 has '"server_protocol":"HTTP/2.0"' '"get":{"h2":"1"}'
 
 req 404 "$URL/README.txt"          # not a *.php: never sent to php-fpm
-req 404 "$URL/missing.php"         # php-fpm: "Primary script unknown"
+req 404 "$URL/missing.php"         # not a file in the root: never sent to php-fpm
+# The "uploads hole": an upload with PHP inside, reached as a directory. php-fpm's
+# cgi.fix_pathinfo=1 would walk back and run uploads/avatar.jpg; the gateway sees no such
+# script in the root and answers 404 itself.
+req 404 "$URL/uploads/avatar.jpg/x.php"
+[[ "$BODY" != *"UPLOADS HOLE"* ]] || fail "the uploaded file ran as PHP"
+req 200 -H 'Host: shop.example:8443' "$URL/index.php"
+has '"server_name":"shop.example"' '"host":"shop.example:8443"'   # SERVER_NAME from Host
 req 400 --path-as-is "$URL/../../etc/passwd.php"
 say "A: GET, PATH_INFO, POST, 200 kB upload, HTTP/2, 404/404/400: ok"
 stop_gracefully gw-a "$pid"

@@ -24,4 +24,5 @@ echo json_encode([
     'server_port' => $server('SERVER_PORT'),
     'remote_addr' => $server('REMOTE_ADDR'),
     'host' => $server('HTTP_HOST'),
+    'server_name' => $server('SERVER_NAME'),
 ], JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE), "\n";
