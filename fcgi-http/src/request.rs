@@ -640,6 +640,20 @@ fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, MapError> {
     Ok(out)
 }
 
+/// The request path decoded and checked as [`build_params`] does it (traversal, NUL, bad
+/// escapes refused): `/` plus its segments joined by `/`, and whether it ends in `/`. For a
+/// gateway that looks the path up in the file system (try-files).
+///
+/// ```
+/// use fcgi_http::request::decoded_path;
+/// assert_eq!(decoded_path("/a%20b/c/").unwrap(), (b"/a b/c".to_vec(), true));
+/// assert!(decoded_path("/a/../../etc").is_err());
+/// ```
+pub fn decoded_path(raw: &str) -> Result<(Vec<u8>, bool), MapError> {
+    let path = normalize(raw.as_bytes())?;
+    Ok((path.join(0..path.segments.len()), path.trailing_slash))
+}
+
 fn normalize(raw: &[u8]) -> Result<NormPath, MapError> {
     if raw.first() != Some(&b'/') {
         return Err(MapError::InvalidPath);

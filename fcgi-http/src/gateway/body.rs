@@ -12,6 +12,9 @@ use http_body::{Body, Frame, SizeHint};
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send + 'static>>;
 
+/// The body of a static file (see [`StaticFiles`](super::StaticFiles)).
+type FileBody = Pin<Box<dyn Body<Data = Bytes, Error = std::io::Error> + Send + 'static>>;
+
 /// How a FastCGI request ended, attached to every response the gateway returns from the
 /// application (as a response extension) and filled in when the body has been read to its
 /// end: the application status and the `STDERR` output (also logged as a `tracing` warn
@@ -61,6 +64,7 @@ pub struct GatewayBody {
 
 enum Kind {
     Full(Option<Bytes>),
+    File(FileBody),
     Stream {
         first: Option<Bytes>,
         rest: Option<ChunkStream>,
@@ -79,6 +83,7 @@ impl fmt::Debug for GatewayBody {
                 "GatewayBody::Full({:?} bytes)",
                 b.as_ref().map(Bytes::len)
             ),
+            Kind::File(_) => f.write_str("GatewayBody::File"),
             Kind::Stream { .. } => f.write_str("GatewayBody::Stream"),
         }
     }
@@ -103,6 +108,13 @@ impl GatewayBody {
     /// The rest of `response`'s `STDOUT`, after `first` (body bytes that came with the head).
     /// At the end, `outcome` is filled in. `content_length` is what the head announced (when
     /// the response has a body at all): fewer bytes is an error, more are dropped.
+    /// A static file's body (what a [`StaticFiles`](super::StaticFiles) answers with).
+    pub fn file(body: impl Body<Data = Bytes, Error = std::io::Error> + Send + 'static) -> Self {
+        Self {
+            kind: Kind::File(Box::pin(body)),
+        }
+    }
+
     pub(crate) fn stream(
         first: Bytes,
         response: ClientResponse,
@@ -163,6 +175,9 @@ pub enum GatewayBodyError {
     /// The FastCGI exchange broke (connection lost, timeout, protocol error).
     #[error("FastCGI response body failed: {0}")]
     Backend(#[from] ClientError),
+    /// Reading a static file failed.
+    #[error("reading a static file failed: {0}")]
+    File(#[source] std::io::Error),
     /// The application ended its response before the `Content-Length` it announced.
     #[error("FastCGI response body ended after {received} of the {expected} bytes announced")]
     Short {
@@ -201,6 +216,10 @@ impl Body for GatewayBody {
     ) -> Poll<Option<Result<Frame<Bytes>, GatewayBodyError>>> {
         match &mut self.get_mut().kind {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::File(body) => body
+                .as_mut()
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(GatewayBodyError::File))),
             Kind::Stream {
                 first,
                 rest,
@@ -246,6 +265,7 @@ impl Body for GatewayBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
+            Kind::File(body) => body.is_end_stream(),
             Kind::Stream { first, rest, .. } => first.is_none() && rest.is_none(),
         }
     }
@@ -253,6 +273,7 @@ impl Body for GatewayBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::File(body) => body.size_hint(),
             Kind::Stream { first, due, .. } => match due {
                 // What is still due is exactly what the body will yield (or it fails).
                 Some(left) => SizeHint::with_exact(*left),

@@ -96,6 +96,20 @@ pub struct GatewayConfig {
     /// link out of the root does not): `404` otherwise, as nginx's
     /// `try_files $fastcgi_script_name =404`. Default [`LocalRoot::SameAsDocumentRoot`].
     pub local_root: LocalRoot,
+    /// Try-files mode (needs a local root): nginx's `try_files $uri $uri/ /FILE?$args` and
+    /// Caddy's `php_fastcgi`, the layout WordPress, Laravel and most PHP sites expect. A path
+    /// naming an existing script runs it (with `PATH_INFO` after it, as the split-path
+    /// resolution finds it); an existing file that is not a script is served by
+    /// [`static_files`](Self::static_files); a directory with its index runs the index (a
+    /// directory named without its trailing `/` is redirected to it, 301); anything else runs
+    /// this front controller (`"index.php"`), with `REQUEST_URI` as received. `None` (the
+    /// default): scripts by path only (see [`ScriptResolution`](crate::request::ScriptResolution)).
+    pub try_files: Option<String>,
+    /// Who serves static files in try-files mode: `fcgi_tokio::http::static_files()`
+    /// (tower-http: ranges, conditional requests, content types, precompressed variants).
+    /// `None` (the default; and on smol, which tower-http's file service does not run on):
+    /// a static file is answered `404`, unless you plug in your own [`StaticFiles`].
+    pub static_files: Option<StaticFilesHandle>,
     /// Connection facts used when a request carries no [`ConnInfo`] extension (the HTTP
     /// server glue should insert one per connection). Default: `127.0.0.1:80` ← `127.0.0.1:0`,
     /// no TLS.
@@ -115,6 +129,8 @@ impl GatewayConfig {
             body_read_timeout: Duration::from_secs(60),
             max_internal_redirects: 10,
             local_root: LocalRoot::SameAsDocumentRoot,
+            try_files: None,
+            static_files: None,
             fallback_conn_info: ConnInfo::new(
                 SocketAddr::from((Ipv4Addr::LOCALHOST, 80)),
                 SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -149,4 +165,28 @@ pub enum LocalRoot {
     /// Never touch the file system: every resolved script is sent (the application decides,
     /// as behind nginx without `try_files`).
     None,
+}
+
+/// Serves the static files of try-files mode (see [`GatewayConfig::static_files`]).
+///
+/// `file` is the file's path on this machine, already checked: a regular file inside the
+/// local root, symbolic links resolved. The request's method and headers (`Range`,
+/// `If-None-Match`, `Accept-Encoding`, ...) are the client's.
+pub trait StaticFiles: Send + Sync + 'static {
+    /// Answers `request` with the contents of `file`.
+    fn serve(
+        &self,
+        request: http::Request<()>,
+        file: std::path::PathBuf,
+    ) -> fcgi_driver::runtime::BoxFuture<http::Response<super::GatewayBody>>;
+}
+
+/// A shared [`StaticFiles`] (what [`GatewayConfig::static_files`] holds).
+#[derive(Clone)]
+pub struct StaticFilesHandle(pub std::sync::Arc<dyn StaticFiles>);
+
+impl std::fmt::Debug for StaticFilesHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StaticFiles")
+    }
 }

@@ -63,6 +63,10 @@ pub enum GatewayError {
     /// (`/uploads/x.jpg/y.php` running `x.jpg`).
     #[error("no such script: {0}")]
     NoSuchScript(String),
+    /// Try-files mode found a static file, and this gateway serves none
+    /// ([`GatewayConfig::static_files`](super::GatewayConfig::static_files) is not set).
+    #[error("static file not served: {0}")]
+    StaticFileNotServed(String),
 }
 
 impl GatewayError {
@@ -77,7 +81,9 @@ impl GatewayError {
     /// ```
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Refused(MapError::NotAScript) | Self::NoSuchScript(_) => StatusCode::NOT_FOUND,
+            Self::Refused(MapError::NotAScript)
+            | Self::NoSuchScript(_)
+            | Self::StaticFileNotServed(_) => StatusCode::NOT_FOUND,
             Self::Refused(MapError::InvalidConfig | MapError::Params(_)) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

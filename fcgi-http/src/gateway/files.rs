@@ -44,3 +44,70 @@ pub(crate) async fn check_script(
         }
     }
 }
+
+/// What try-files mode does with a request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TryFiles {
+    /// Run the script the path names (the split-path resolution's).
+    Script,
+    /// Serve this file (checked: a regular file inside the root).
+    Static(PathBuf),
+    /// A directory named without its `/`: redirect there.
+    AddSlash,
+    /// Run the front controller.
+    FrontController,
+}
+
+/// Looks `path` (decoded, `/`-prefixed) up in `root`: an existing file is a script to run if
+/// `script` (the split-path resolution's `SCRIPT_NAME`, if the path names a script) is the
+/// path itself, a static file otherwise; a directory needs its `/`, then its index
+/// (`script` again, the path + index) must exist; a path whose split-path script exists
+/// runs it; anything else goes to the front controller. Nothing outside the root counts.
+pub(crate) async fn try_files(
+    unblock: &Unblock,
+    root: &Path,
+    path: &[u8],
+    trailing_slash: bool,
+    script: Option<&[u8]>,
+) -> Result<TryFiles, GatewayError> {
+    let root = root.to_owned();
+    let relative = |p: &[u8]| PathBuf::from(OsStr::from_bytes(p.strip_prefix(b"/").unwrap_or(p)));
+    let target = relative(path);
+    let script_path = script.map(relative);
+    let names_itself = script.is_some_and(|s| s == path);
+    let decided = off_executor(unblock, move || -> io::Result<TryFiles> {
+        let root = std::fs::canonicalize(&root)?;
+        // A path inside the root, resolved, with its metadata; `None` if it is not there.
+        let inside = |p: &Path| -> Option<(PathBuf, std::fs::Metadata)> {
+            let real = std::fs::canonicalize(root.join(p)).ok()?;
+            let meta = std::fs::metadata(&real).ok()?;
+            real.starts_with(&root).then_some((real, meta))
+        };
+        if let Some((real, meta)) = inside(&target) {
+            if meta.is_file() {
+                return Ok(if names_itself {
+                    TryFiles::Script
+                } else {
+                    TryFiles::Static(real)
+                });
+            }
+            if meta.is_dir() && !trailing_slash {
+                return Ok(TryFiles::AddSlash);
+            }
+        }
+        let script_exists = script_path
+            .as_deref()
+            .and_then(inside)
+            .is_some_and(|(_, meta)| meta.is_file());
+        Ok(if script_exists {
+            TryFiles::Script
+        } else {
+            TryFiles::FrontController
+        })
+    })
+    .await;
+    decided.map_err(|e| {
+        tracing::warn!(target: "fcgi_http::gateway", error = %e, "cannot look up the path");
+        GatewayError::NoSuchScript(String::from_utf8_lossy(path).into_owned())
+    })
+}

@@ -48,11 +48,12 @@ use http_body::Body;
 use tower_service::Service;
 
 pub use body::{GatewayBody, GatewayBodyError, Outcome};
-pub use config::{GatewayConfig, LocalRoot, UnknownLength};
+pub use config::{GatewayConfig, LocalRoot, StaticFiles, StaticFilesHandle, UnknownLength};
 pub use error::{BoxError, ErrorsAsResponses, GatewayError};
 
-use crate::request::{ConnInfo, build_params};
+use crate::request::{CgiConfig, ConnInfo, MapError, ScriptResolution, build_params, decoded_path};
 use crate::response::{CgiResponseParser, Head, ParsedHead};
+use files::TryFiles;
 
 /// Body bytes nobody will read (after a local-redirect head, or of a `HEAD`/204/304 response)
 /// that are read and discarded so that the connection stays usable; a longer body closes it
@@ -81,6 +82,8 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 pub struct Gateway<R: Runtime, C: Connector> {
     client: Client<R, C>,
     config: Arc<GatewayConfig>,
+    /// Try-files mode's front controller, as a mapping configuration.
+    front: Option<Arc<CgiConfig>>,
 }
 
 impl<R: Runtime, C: Connector> Clone for Gateway<R, C> {
@@ -88,6 +91,7 @@ impl<R: Runtime, C: Connector> Clone for Gateway<R, C> {
         Self {
             client: self.client.clone(),
             config: Arc::clone(&self.config),
+            front: self.front.clone(),
         }
     }
 }
@@ -113,9 +117,15 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
                 LocalRoot::None
             };
         }
+        let front = config.try_files.as_ref().map(|file| {
+            let mut cgi = config.cgi.clone();
+            cgi.script = ScriptResolution::FrontController(file.clone());
+            Arc::new(cgi)
+        });
         Self {
             client,
             config: Arc::new(config),
+            front,
         }
     }
 
@@ -127,6 +137,23 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
     /// The configuration.
     pub fn config(&self) -> &GatewayConfig {
         &self.config
+    }
+
+    /// Try-files mode's static file.
+    async fn serve_static(
+        &self,
+        parts: http::request::Parts,
+        file: std::path::PathBuf,
+    ) -> Result<Response<GatewayBody>, GatewayError> {
+        let Some(files) = &self.config.static_files else {
+            return Err(GatewayError::StaticFileNotServed(
+                parts.uri.path().to_owned(),
+            ));
+        };
+        Ok(files
+            .0
+            .serve(http::Request::from_parts(parts, ()), file)
+            .await)
     }
 
     /// With a local root: refuses a script that is not a regular file inside it.
@@ -163,13 +190,33 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
             .unwrap_or(config.fallback_conn_info);
         let length = upload::length(&parts.headers, &body, config.max_body_bytes)?;
         // The path is mapped (and a bad one refused) before any body byte is read.
-        let mut params = build_params(&parts, length.content_length(), &conn, &config.cgi)
-            .map_err(GatewayError::Refused)?;
+        let mapped = build_params(&parts, length.content_length(), &conn, &config.cgi);
         let runtime = self.client.runtime();
         let unblock: upload::Unblock = Arc::new({
             let runtime = runtime.clone();
             move |work| runtime.spawn_blocking(work)
         });
+        let mut params = match (&self.front, &config.local_root) {
+            (Some(front), LocalRoot::Path(root)) => {
+                let script = match &mapped {
+                    Ok(p) => Some(p.get(b"SCRIPT_NAME").unwrap_or(b"/").to_vec()),
+                    Err(MapError::NotAScript) => None,
+                    Err(e) => return Err(GatewayError::Refused(e.clone())),
+                };
+                let (path, slash) =
+                    decoded_path(parts.uri.path()).map_err(GatewayError::Refused)?;
+                match files::try_files(&unblock, root, &path, slash, script.as_deref()).await? {
+                    TryFiles::Script => mapped.map_err(GatewayError::Refused)?,
+                    TryFiles::Static(file) => return self.serve_static(parts, file).await,
+                    TryFiles::AddSlash => return Ok(with_slash(&parts)),
+                    TryFiles::FrontController => {
+                        build_params(&parts, length.content_length(), &conn, front)
+                            .map_err(GatewayError::Refused)?
+                    }
+                }
+            }
+            _ => mapped.map_err(GatewayError::Refused)?,
+        };
         // ... and a script that is not a file in the root is refused before a body byte too.
         self.check_script(&unblock, &params).await?;
         // The idle timer of a streamed body, made only when the body is streamed.
@@ -391,4 +438,19 @@ where
         let this = self.clone();
         Box::pin(async move { this.serve(request).await })
     }
+}
+
+/// `301` to the same path with a `/` added (a directory named without it), query kept.
+fn with_slash(parts: &http::request::Parts) -> Response<GatewayBody> {
+    let mut location = format!("{}/", parts.uri.path());
+    if let Some(q) = parts.uri.query() {
+        location.push('?');
+        location.push_str(q);
+    }
+    let mut response = Response::new(GatewayBody::full(""));
+    *response.status_mut() = http::StatusCode::MOVED_PERMANENTLY;
+    if let Ok(value) = http::HeaderValue::from_str(&location) {
+        response.headers_mut().insert(http::header::LOCATION, value);
+    }
+    response
 }
