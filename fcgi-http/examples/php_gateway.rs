@@ -44,6 +44,10 @@ usage: php_gateway --backend tcp:HOST:PORT|unix:PATH --root DIR [options]
   --root DIR                 document root as php-fpm sees it
   --index FILE               script for paths ending in / (default index.php)
   --front-controller FILE    run FILE (relative to the root) for every request instead
+  --try-files FILE           try-files mode: an existing script runs, another existing file is
+                             served as a static file, a directory runs its index, anything
+                             else runs FILE (nginx try_files $uri $uri/ /FILE?$args); needs
+                             the files here (see --local-root)
   --tls-self-signed          serve HTTPS with a certificate generated at start
   --cert-out PATH            write that certificate (PEM) to PATH, for curl --cacert
   --max-body BYTES           largest request body (default 32 MiB; 413 beyond)
@@ -63,6 +67,7 @@ struct Options {
     root: PathBuf,
     index: String,
     front_controller: Option<String>,
+    try_files: Option<String>,
     tls: bool,
     cert_out: Option<PathBuf>,
     max_body: u64,
@@ -79,6 +84,7 @@ impl Options {
         let mut root = None;
         let mut index = "index.php".to_owned();
         let mut front_controller = None;
+        let mut try_files = None;
         let mut tls = false;
         let mut cert_out = None;
         let mut max_body = 32 * 1024 * 1024;
@@ -98,6 +104,7 @@ impl Options {
                 "--root" => root = Some(args.value::<PathBuf>(&flag)?),
                 "--index" => index = args.value(&flag)?,
                 "--front-controller" => front_controller = Some(args.value(&flag)?),
+                "--try-files" => try_files = Some(args.value(&flag)?),
                 "--tls-self-signed" => tls = true,
                 "--cert-out" => cert_out = Some(args.value(&flag)?),
                 "--max-body" => max_body = args.value(&flag)?,
@@ -115,6 +122,11 @@ impl Options {
         // php-fpm needs an absolute SCRIPT_FILENAME; a relative root is taken from here.
         let root = std::path::absolute(&root)
             .map_err(|e| UsageError(format!("--root {}: {e}", root.display())))?;
+        if try_files.is_some() && front_controller.is_some() {
+            return Err(UsageError(
+                "--try-files and --front-controller exclude each other".into(),
+            ));
+        }
         if cert_out.is_some() && !tls {
             return Err(UsageError("--cert-out needs --tls-self-signed".into()));
         }
@@ -125,6 +137,7 @@ impl Options {
             root,
             index,
             front_controller,
+            try_files,
             tls,
             cert_out,
             max_body,
@@ -163,6 +176,23 @@ async fn run(options: Options) -> Result<(), BoxError> {
     if let Some(name) = &options.server_name {
         config.cgi.server_name = name.clone();
     }
+    if let Some(file) = &options.try_files {
+        let here = match &config.local_root {
+            LocalRoot::None => false,
+            LocalRoot::Path(dir) => dir.is_dir(),
+            _ => options.root.is_dir(),
+        };
+        if !here {
+            return Err(
+                "--try-files needs the files here: --root or --local-root must be \
+                        a directory on this machine"
+                    .into(),
+            );
+        }
+        config.try_files = Some(file.clone());
+        // Static files through tower-http: ranges, validators, types, precompressed variants.
+        config.static_files = Some(fcgi_tokio::http::static_files());
+    }
 
     // 2. The pooled FastCGI client. php-fpm pins one worker per open connection, so keep
     //    max_connections below the pool's pm.max_children (see ClientOptions' docs).
@@ -187,9 +217,12 @@ async fn run(options: Options) -> Result<(), BoxError> {
     println!("php_gateway: serving {scheme}://{local}/ (HTTP/1.1 and HTTP/2)");
     println!("  php-fpm:       {}", options.backend_text);
     println!("  document root: {root}");
-    match &options.front_controller {
-        Some(file) => println!("  every request runs {file}"),
-        None => println!(
+    match (&options.front_controller, &options.try_files) {
+        (Some(file), _) => println!("  every request runs {file}"),
+        (None, Some(file)) => println!(
+            "  try-files:     scripts run, other files are served, anything else runs {file}"
+        ),
+        (None, None) => println!(
             "  scripts:       *.php named by the path; /dir/ runs /dir/{}",
             options.index
         ),

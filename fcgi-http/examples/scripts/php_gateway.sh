@@ -12,6 +12,8 @@
 #    HTTP/1.1, HTTPS=on reaches PHP, POST over TLS.
 # C. --front-controller index.php: any path runs index.php with the original REQUEST_URI.
 # D. a backend nobody listens on: 502. A bad argument: usage and exit status 2.
+# F. --try-files index.php (run before D): static files (tower-http: type, ranges), an
+#    upload served and never run, pretty URLs and the uploads hole to the front controller.
 # E. Ctrl-C while a request is in flight (php/site/wait.php, held by a marker file): new
 #    connections are refused at once, the request in flight still gets its full answer,
 #    then the gateway exits 0.
@@ -114,6 +116,29 @@ req 200 "$URL/README.txt"
 has '"script_name":"/index.php"' '"request_uri":"/README.txt"'
 say "C: every path runs index.php with its own REQUEST_URI: ok"
 stop_gracefully gw-c "$pid"
+
+say "F. --try-files index.php: a PHP site with a stylesheet and an upload directory"
+start gw-f "$BIN/php_gateway" --listen 127.0.0.1:0 --backend "$PHP_FPM_UNIX" --root "$ROOT" \
+  --try-files index.php
+pid=$LAST_PID
+wait_for_url gw-f "$pid"
+req 200 -D "$WORK/css-head" "$URL/assets/style.css"     # a static file, by tower-http
+has 'font-family: sans-serif'
+grep -qi '^content-type: text/css' "$WORK/css-head" || fail "style.css: not text/css"
+req 206 -r 0-3 "$URL/assets/style.css"                   # ranges
+[ "$BODY" = "body" ] || fail "range 0-3 of style.css: $BODY"
+req 200 "$URL/uploads/avatar.jpg"                         # an upload is served, never run
+has '<?php echo "UPLOADS HOLE"'
+req 200 "$URL/uploads/avatar.jpg/x.php"                   # no such file: the front controller
+has '"script_name":"/index.php"' '"request_uri":"/uploads/avatar.jpg/x.php"'
+lacks 'UPLOADS HOLE'
+req 200 "$URL/blog/2024/hello-world?ref=home"             # a pretty URL: the front controller
+has '"script_name":"/index.php"' '"request_uri":"/blog/2024/hello-world?ref=home"'
+req 200 "$URL/index.php/extra"                            # an existing script, PATH_INFO after it
+has '"script_name":"/index.php"' '"path_info":"/extra"'
+req 301 "$URL/uploads"                                    # a directory gets its slash
+say "F: static files (type, ranges), uploads served not run, pretty URLs, PATH_INFO, 301: ok"
+stop_gracefully gw-f "$pid"
 
 say "D. errors"
 start gw-d "$BIN/php_gateway" --listen 127.0.0.1:0 --backend "unix:$WORK/nobody.sock" \

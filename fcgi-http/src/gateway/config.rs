@@ -104,6 +104,8 @@ pub struct GatewayConfig {
     /// directory named without its trailing `/` is redirected to it, 301); anything else runs
     /// this front controller (`"index.php"`), with `REQUEST_URI` as received. `None` (the
     /// default): scripts by path only (see [`ScriptResolution`](crate::request::ScriptResolution)).
+    /// Without a local root (none configured, or the document root does not exist here),
+    /// there is nothing to try: scripts are resolved by path.
     pub try_files: Option<String>,
     /// Who serves static files in try-files mode: `fcgi_tokio::http::static_files()`
     /// (tower-http: ranges, conditional requests, content types, precompressed variants).
