@@ -20,6 +20,11 @@
 //! [`refusals_match_nginx`] compares the status codes of requests that must not reach PHP
 //! (bad paths, and the `Host` checks RFC 9112 §3.2 requires).
 //!
+//! [`try_files_layout_matches_nginx`] puts our try-files mode beside nginx's
+//! `try_files $uri $uri/ /index.php$is_args$args` layout, and
+//! [`uploads_hole_runs_behind_stock_nginx_not_behind_us`] shows php-fpm's "uploads hole"
+//! open behind stock nginx and closed behind us (php-fpm's guard loosened in both).
+//!
 //! nginx or php-fpm missing: `SKIPPED:` locally, a failure under `CI=true`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -1096,7 +1101,30 @@ fn gateway_config(fpm: &PhpFpm) -> GatewayConfig {
 
 /// nginx in front of `fpm`, configured as the module docs say.
 fn start_nginx(bin: &Path, fpm: &PhpFpm) -> RunningPeer {
-    let dir = peer_dir("nginx-parity");
+    start_nginx_with(bin, fpm, "nginx-parity", |upstream| {
+        format!(
+            "    location ~ [^/]\\.php(/|$) {{
+      fastcgi_split_path_info ^(.+\\.php)(/.*)$;
+      fastcgi_pass {upstream};
+      fastcgi_index index.php;
+      include {STOCK_PARAMS};
+      fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+      fastcgi_param PATH_INFO $fastcgi_path_info;
+      fastcgi_param PATH_TRANSLATED $document_root$fastcgi_path_info;
+    }}
+"
+        )
+    })
+}
+
+/// nginx in front of `fpm` with the `location` blocks `locations(upstream)` makes.
+fn start_nginx_with(
+    bin: &Path,
+    fpm: &PhpFpm,
+    name: &str,
+    locations: impl FnOnce(&str) -> String,
+) -> RunningPeer {
+    let dir = peer_dir(name);
     let root = dir.path().to_path_buf();
     let conf = root.join("nginx.conf");
     let error_log = root.join("error.log");
@@ -1105,6 +1133,7 @@ fn start_nginx(bin: &Path, fpm: &PhpFpm) -> RunningPeer {
         AppAddr::Unix(p) => format!("unix:{}", p.display()),
     };
     let docroot = fpm.docroot();
+    let locations = locations(&upstream);
     let peer = launch("nginx", dir, vec![error_log.clone()], Ready::Port, |port| {
         let r = root.display();
         // Workers must reach our temporary directories when the tests run as root.
@@ -1117,6 +1146,7 @@ pid {r}/nginx.pid;
 error_log {r}/error.log info;
 events {{ worker_connections 64; }}
 http {{
+  include /etc/nginx/mime.types;
   access_log off;
   client_body_temp_path {r}/client_body;
   fastcgi_temp_path {r}/fastcgi;
@@ -1128,16 +1158,7 @@ http {{
     server_name {SERVER_NAME};
     root {docroot};
     index index.php;
-    location ~ [^/]\\.php(/|$) {{
-      fastcgi_split_path_info ^(.+\\.php)(/.*)$;
-      fastcgi_pass {upstream};
-      fastcgi_index index.php;
-      include {STOCK_PARAMS};
-      fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
-      fastcgi_param PATH_INFO $fastcgi_path_info;
-      fastcgi_param PATH_TRANSLATED $document_root$fastcgi_path_info;
-    }}
-  }}
+{locations}  }}
 }}
 "
         );
@@ -1432,4 +1453,254 @@ fn table_is_well_formed() {
             ("c".into(), "3".into())
         ])
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Try-files mode beside nginx's try_files layout.
+// ---------------------------------------------------------------------------------------------
+
+/// What the try-files scripts print: the variables the layout decides.
+const SHOW_PHP: &str = r#"<?php
+header('Content-Type: application/json');
+echo json_encode(['server' => $_SERVER], JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE);
+"#;
+
+/// nginx's documented layout for a PHP site (WordPress, Laravel): files, then directories,
+/// then the front controller; `.php` URLs checked with `try_files $fastcgi_script_name =404`
+/// (with `$fastcgi_path_info` saved first: `try_files` resets it).
+fn try_files_locations(upstream: &str) -> String {
+    format!(
+        "    location / {{
+      try_files $uri $uri/ /index.php$is_args$args;
+    }}
+    location ~ [^/]\\.php(/|$) {{
+      fastcgi_split_path_info ^(.+\\.php)(/.*)$;
+      set $path_info $fastcgi_path_info;
+      try_files $fastcgi_script_name =404;
+      fastcgi_pass {upstream};
+      fastcgi_index index.php;
+      include {STOCK_PARAMS};
+      fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+      fastcgi_param PATH_INFO $path_info;
+    }}
+"
+    )
+}
+
+/// How a request must come out on both sides.
+enum Same {
+    /// The same script ran, seeing the same layout variables.
+    Script(&'static str),
+    /// The same static file, with the same media type.
+    Static,
+    /// A `301` to the path with its `/`.
+    Slash,
+    /// Deliberate: a `.php` URL naming no file. nginx's `try_files $fastcgi_script_name
+    /// =404` answers 404; our try-files mode (as Caddy's `php_fastcgi`) runs the front
+    /// controller. Neither runs the upload a `/uploads/x.jpg/y.php` URL points into.
+    FrontControllerVs404,
+}
+
+/// Our try-files mode and nginx's `try_files $uri $uri/ /index.php$is_args$args` layout in
+/// front of the same php-fpm and the same files: the same script runs with the same
+/// `SCRIPT_NAME`, `SCRIPT_FILENAME`, `REQUEST_URI`, `QUERY_STRING`, `PATH_INFO` and
+/// `SERVER_NAME` (ours from the `Host`, nginx's from `server_name`), static files come back
+/// byte for byte with the same type, directories get their slash; the one deliberate
+/// difference is [`Same::FrontControllerVs404`].
+#[test]
+fn try_files_layout_matches_nginx() {
+    let Some(nginx_bin) = require(&NGINX) else {
+        return;
+    };
+    if !Path::new(STOCK_PARAMS).is_file() {
+        missing(
+            &format!("nginx's stock {STOCK_PARAMS} not found"),
+            "nginx-common",
+        );
+        return;
+    }
+    let Some(fpm) = PhpFpm::start(loosened_guard()) else {
+        return;
+    };
+    let www = PathBuf::from(fpm.docroot());
+    for dir in ["dir", "uploads", "assets"] {
+        std::fs::create_dir(www.join(dir)).unwrap();
+    }
+    for script in ["index.php", "a.php", "dir/index.php"] {
+        std::fs::write(www.join(script), SHOW_PHP).unwrap();
+    }
+    std::fs::write(www.join("assets/notes.txt"), "plain notes\n").unwrap();
+    std::fs::write(www.join("uploads/x.jpg"), "<?php echo 'HOLE';").unwrap();
+    let nginx = start_nginx_with(&nginx_bin, &fpm, "nginx-try-files", try_files_locations);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut config = GatewayConfig::new(fpm.docroot(), ScriptResolution::split_path());
+    config.try_files = Some("index.php".into());
+    config.static_files = Some(fcgi_tokio::http::static_files());
+    let ours = start_ours(&runtime, fpm.addr().backend(), config);
+
+    let cases = [
+        ("/", Same::Script("/index.php")),
+        ("/pretty/route?x=1&y=two", Same::Script("/index.php")),
+        ("/missing.txt", Same::Script("/index.php")),
+        ("/a.php", Same::Script("/a.php")),
+        ("/a.php/extra/info?q=1", Same::Script("/a.php")),
+        ("/dir/", Same::Script("/dir/index.php")),
+        ("/dir", Same::Slash),
+        ("/assets/notes.txt", Same::Static),
+        ("/uploads/x.jpg", Same::Static),
+        ("/missing.php", Same::FrontControllerVs404),
+        ("/uploads/x.jpg/y.php", Same::FrontControllerVs404),
+    ];
+    let mut report = String::new();
+    for (target, same) in cases {
+        let raw =
+            format!("GET {target} HTTP/1.1\r\nHost: {SERVER_NAME}\r\nConnection: close\r\n\r\n");
+        let (n, _) = exchange(nginx.addr(), raw.as_bytes(), false);
+        let (o, _) = exchange(ours, raw.as_bytes(), false);
+        let json = |r: &fcgi_testkit::http::Response| -> Map<String, Value> {
+            match serde_json::from_str::<Value>(&r.text()) {
+                Ok(Value::Object(mut doc)) => match doc.remove("server") {
+                    Some(Value::Object(server)) => server,
+                    _ => Map::new(),
+                },
+                _ => Map::new(),
+            }
+        };
+        let media = |r: &fcgi_testkit::http::Response| {
+            r.header("content-type")
+                .map(|t| t.split(';').next().unwrap_or("").trim().to_owned())
+        };
+        let mut problem = |what: String| report.push_str(&format!("\n{target}: {what}"));
+        match same {
+            Same::Script(script) => {
+                let (nj, oj) = (json(&n), json(&o));
+                if (n.status, o.status) != (200, 200) {
+                    problem(format!("status nginx {} ours {}", n.status, o.status));
+                    continue;
+                }
+                if nj.get("SCRIPT_NAME") != Some(&Value::from(script)) {
+                    problem(format!("nginx ran {:?}", nj.get("SCRIPT_NAME")));
+                }
+                for var in [
+                    "SCRIPT_NAME",
+                    "SCRIPT_FILENAME",
+                    "REQUEST_URI",
+                    "QUERY_STRING",
+                    "PATH_INFO",
+                    "SERVER_NAME",
+                ] {
+                    let (nv, ov) = (nj.get(var), oj.get(var));
+                    // nginx sends no PATH_INFO param when empty; PHP then shows none.
+                    let empty = |v: Option<&Value>| v.is_none_or(|v| v == "");
+                    if nv != ov && !(var == "PATH_INFO" && empty(nv) && empty(ov)) {
+                        problem(format!("{var}: nginx {nv:?} ours {ov:?}"));
+                    }
+                }
+            }
+            Same::Static => {
+                if (n.status, o.status) != (200, 200) || n.body != o.body || media(&n) != media(&o)
+                {
+                    problem(format!(
+                        "nginx {} {:?} {:?}, ours {} {:?} {:?}",
+                        n.status,
+                        media(&n),
+                        n.text(),
+                        o.status,
+                        media(&o),
+                        o.text()
+                    ));
+                }
+            }
+            Same::Slash => {
+                let slash = |r: &fcgi_testkit::http::Response| {
+                    r.status == 301 && r.header("location").is_some_and(|l| l.ends_with("/dir/"))
+                };
+                if !slash(&n) || !slash(&o) {
+                    problem(format!(
+                        "nginx {} {:?}, ours {} {:?}",
+                        n.status,
+                        n.header("location"),
+                        o.status,
+                        o.header("location")
+                    ));
+                }
+            }
+            Same::FrontControllerVs404 => {
+                let ran_front = o.status == 200
+                    && json(&o).get("SCRIPT_NAME") == Some(&Value::from("/index.php"));
+                if n.status != 404
+                    || !ran_front
+                    || n.text().contains("HOLE")
+                    || o.text().contains("HOLE")
+                {
+                    problem(format!(
+                        "nginx {} {:?}, ours {} {:?}",
+                        n.status,
+                        n.text(),
+                        o.status,
+                        o.text()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(report.is_empty(), "try-files layouts differ:{report}");
+    drop(runtime);
+    assert!(nginx.is_running(), "{}", nginx.logs());
+}
+
+/// A php-fpm pool whose guard against the "uploads hole" is loosened, as some deployments
+/// do (`security.limit_extensions` allowing `.jpg`): with `cgi.fix_pathinfo=1` (the default)
+/// `/uploads/x.jpg/y.php` then runs `uploads/x.jpg`.
+fn loosened_guard() -> Options {
+    let mut options = Options::new(Socket::Tcp, WORKERS);
+    options.extra_pool_config = "security.limit_extensions = .php .jpg\n".into();
+    options
+}
+
+/// The uploads hole in path mode, php-fpm's guard loosened: behind nginx's stock split-path
+/// layout (no `try_files`) an uploaded `x.jpg` with PHP inside runs; behind us (the files
+/// visible here, the default) it is 404 before php-fpm is asked.
+#[test]
+fn uploads_hole_runs_behind_stock_nginx_not_behind_us() {
+    let Some(nginx_bin) = require(&NGINX) else {
+        return;
+    };
+    if !Path::new(STOCK_PARAMS).is_file() {
+        missing(
+            &format!("nginx's stock {STOCK_PARAMS} not found"),
+            "nginx-common",
+        );
+        return;
+    }
+    let Some(fpm) = PhpFpm::start(loosened_guard()) else {
+        return;
+    };
+    let www = PathBuf::from(fpm.docroot());
+    std::fs::create_dir(www.join("uploads")).unwrap();
+    std::fs::write(www.join("uploads/x.jpg"), "<?php echo 'HOLE';").unwrap();
+    let nginx = start_nginx(&nginx_bin, &fpm);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ours = start_ours(&runtime, fpm.addr().backend(), gateway_config(&fpm));
+    let raw = format!(
+        "GET /uploads/x.jpg/y.php HTTP/1.1\r\nHost: {SERVER_NAME}\r\nConnection: close\r\n\r\n"
+    );
+    let (n, _) = exchange(nginx.addr(), raw.as_bytes(), false);
+    let (o, _) = exchange(ours, raw.as_bytes(), false);
+    assert_eq!(
+        (n.status, n.text().as_str()),
+        (200, "HOLE"),
+        "the hole is real behind nginx"
+    );
+    assert_eq!(o.status, 404, "{}", o.text());
+    assert!(!o.text().contains("HOLE"));
+    drop(runtime);
 }
