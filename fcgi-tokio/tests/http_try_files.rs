@@ -86,6 +86,23 @@ async fn try_files_serves_a_php_site() {
     );
     let (status, _, _) = get(&gw, req("POST", "/style.css")).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    // A precompressed variant next to the file, for a client that accepts it.
+    std::fs::write(format!("{}/style.css.gz", fpm.docroot()), b"GZIPPED").unwrap();
+    let mut gz = req("GET", "/style.css");
+    gz.headers_mut()
+        .insert("accept-encoding", "gzip".parse().unwrap());
+    let (status, headers, body) = get(&gw, gz).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "GZIPPED"));
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert_eq!(headers["content-type"], "text/css");
+    // Conditional requests: the validator sent back gets a 304.
+    let (_, headers, _) = get(&gw, req("GET", "/style.css")).await;
+    let mut conditional = req("GET", "/style.css");
+    conditional
+        .headers_mut()
+        .insert("if-modified-since", headers["last-modified"].clone());
+    let (status, _, _) = get(&gw, conditional).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
     // An upload is a file like any other: served, never run.
     let (status, _, body) = get(&gw, req("GET", "/uploads/avatar.jpg")).await;
     assert_eq!(
