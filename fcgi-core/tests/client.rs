@@ -877,3 +877,46 @@ fn send_params_writes_exactly_what_send_param_writes() {
         assert_eq!(wire(true), wire(false), "param set {n}");
     }
 }
+
+/// A stream ends at its empty record: `STDOUT` (or `STDERR`) the application sends after it
+/// is not part of the response. It is dropped and reported as `AfterStreamEnd`, never
+/// delivered as more response bytes; the request still ends with its `END_REQUEST`.
+#[test]
+fn stream_bytes_after_the_terminator_are_dropped_and_reported() {
+    let mut c = client_with(1);
+    let id = c.begin_request(Role::Responder, true).unwrap();
+    c.end_params(id).unwrap();
+    c.end_stdin(id).unwrap();
+    while c.poll_transmit().is_some() {}
+    let events = feed_client(
+        &mut c,
+        &[
+            record(STDOUT, id, b"Status: 200\r\n\r\nbody"),
+            record(STDOUT, id, &[]),
+            record(STDOUT, id, b"INJECTED"),
+            record(STDERR, id, b"warn"),
+            record(STDERR, id, &[]),
+            record(STDERR, id, b"late"),
+            end(id),
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        events,
+        vec![
+            stdout_event(id, b"Status: 200\r\n\r\nbody"),
+            Event::AfterStreamEnd {
+                id,
+                stderr: false,
+                len: 8
+            },
+            stderr_event(id, b"warn"),
+            Event::AfterStreamEnd {
+                id,
+                stderr: true,
+                len: 4
+            },
+            end_event(id, 0, ProtocolStatus::RequestComplete),
+        ]
+    );
+}

@@ -26,6 +26,7 @@ pub use fcgi_core;
 
 pub mod app;
 pub mod gateway;
+mod hop;
 pub mod request;
 pub mod response;
 

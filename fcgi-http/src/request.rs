@@ -198,16 +198,9 @@ impl From<fcgi_core::Error> for MapError {
 ///
 /// nginx does pass `HTTP_CONNECTION` (and the others) through; we drop them because they
 /// describe our connection to the client, which the script does not share.
-const DROPPED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy",
-];
+fn is_dropped(name: &str) -> bool {
+    name == "proxy" || crate::hop::is_hop_by_hop(name)
+}
 
 /// Maps a request head to CGI meta-variables.
 ///
@@ -221,7 +214,7 @@ const DROPPED: &[&str] = &[
 ///   and `ignore_invalid_headers on`: otherwise `X_Forwarded_For`, or `X.Forwarded.For` once
 ///   PHP has turned `.` into `_`, would land on the same variable as `X-Forwarded-For`);
 /// - `Proxy` and hop-by-hop headers, including those listed in `Connection` (see the
-///   `DROPPED` list in the source) — but `Connection` cannot remove `Host`,
+///   `is_dropped` in the source) — but `Connection` cannot remove `Host`,
 ///   `Authorization`, `Cookie`, `Forwarded`, `X-Forwarded-*`, `X-Real-IP` or the content
 ///   headers (a client could otherwise hide what a proxy in front of us added).
 ///
@@ -437,10 +430,7 @@ fn push_headers(p: &mut Params, req: &Parts) -> Result<(), MapError> {
     let mut var = Vec::with_capacity(64);
     for name in headers.keys() {
         let n = name.as_str();
-        if !is_plain_name(n)
-            || DROPPED.contains(&n)
-            || listed.iter().any(|l| l.eq_ignore_ascii_case(n))
-        {
+        if !is_plain_name(n) || is_dropped(n) || listed.iter().any(|l| l.eq_ignore_ascii_case(n)) {
             continue;
         }
         var.clear();

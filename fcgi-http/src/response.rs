@@ -29,9 +29,11 @@
 //! * `Content-Type` is not invented unless [`ParserConfig::default_content_type`] is set, in
 //!   which case it is added to responses that lack one (except 204 and 304, which carry no
 //!   body).
-//! * Not passed on: the `Status` field itself, and the hop-by-hop or framing fields
+//! * Not passed on: the `Status` field itself, the hop-by-hop or framing fields
 //!   `Connection`, `Keep-Alive`, `Transfer-Encoding`, `TE`, `Trailer`, `Upgrade` and
-//!   `Proxy-Connection`, which describe the backend connection, not the client one.
+//!   `Proxy-Connection`, and every field the application's `Connection` names
+//!   (`Connection: close, X-Secret`): they describe the backend connection, not the
+//!   client one.
 //!   `Content-Length` is passed on only when every copy of it is the same plain decimal number;
 //!   otherwise all copies are dropped and the HTTP layer frames the body itself.
 
@@ -324,6 +326,13 @@ impl CgiResponseParser {
         let mut location: Option<HeaderValue> = None;
         let mut content_length: Option<Option<HeaderValue>> = None;
         let mut headers = HeaderMap::with_capacity(fields.len());
+        // Fields the application's own `Connection` names are hop-by-hop too (RFC 9110
+        // §7.6.1): they describe its connection to us, and are never passed on.
+        let listed: Vec<String> = fields
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case("connection"))
+            .flat_map(|f| crate::hop::connection_tokens(f.value))
+            .collect();
 
         for field in fields {
             let invalid = || CgiResponseError::InvalidHeader {
@@ -349,7 +358,7 @@ impl CgiResponseParser {
                 }
                 location = Some(value.clone());
             }
-            if is_hop_by_hop(&name) {
+            if is_hop_by_hop(&name) || listed.iter().any(|l| l == name.as_str()) {
                 continue;
             }
             if name == header::CONTENT_LENGTH {
@@ -423,14 +432,5 @@ fn is_decimal(value: &[u8]) -> bool {
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "transfer-encoding"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "proxy-connection"
-    )
+    crate::hop::is_hop_by_hop(name.as_str())
 }

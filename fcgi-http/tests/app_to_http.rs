@@ -435,3 +435,19 @@ fn arbitrary_params_never_panic() {
         }
     }
 }
+
+/// A repeated request header sent as separate `HTTP_*` params (Debian's nginx 1.22) keeps
+/// every value, in order: `Cookie: a=1` + `Cookie: b=2` is both cookies, not the last.
+#[test]
+fn repeated_header_params_keep_every_value() {
+    let mut pairs = nginx_like();
+    pairs.push(("HTTP_COOKIE", "a=1"));
+    pairs.push(("HTTP_COOKIE", "b=2"));
+    pairs.push(("HTTP_ACCEPT_LANGUAGE", "en"));
+    pairs.push(("HTTP_ACCEPT_LANGUAGE", "fr"));
+    let p = parts(&pairs);
+    let cookies: Vec<_> = p.headers.get_all("cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    let langs: Vec<_> = p.headers.get_all("accept-language").iter().collect();
+    assert_eq!(langs, ["en", "fr"]);
+}

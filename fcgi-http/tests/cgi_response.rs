@@ -497,3 +497,17 @@ fn obs_text_in_values_passes_through_unchanged() {
     let (p, _) = response(b"X-Latin1: caf\xe9\r\n\r\n");
     assert_eq!(p.headers["x-latin1"].as_bytes(), b"caf\xe9");
 }
+
+/// A field the application's own `Connection` names is hop-by-hop (RFC 9110 §7.6.1): it
+/// is dropped with `Connection` itself, whatever its case; other fields pass.
+#[test]
+fn fields_named_in_the_applications_connection_are_dropped() {
+    let raw = b"Status: 200 OK\r\nConnection: close, X-Secret\r\nconnection: x-other\r\n\
+                X-Secret: hunter2\r\nX-OTHER: 1\r\nX-Public: yes\r\n\r\nbody";
+    let (parts, body) = response(raw);
+    assert_eq!(&body[..], b"body");
+    assert!(parts.headers.get("x-secret").is_none());
+    assert!(parts.headers.get("x-other").is_none());
+    assert!(parts.headers.get("connection").is_none());
+    assert_eq!(parts.headers["x-public"], "yes");
+}

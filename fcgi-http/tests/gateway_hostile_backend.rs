@@ -652,3 +652,37 @@ fn mock_config(script: ScriptResolution) -> GatewayConfig {
     config.local_root = LocalRoot::None;
     config
 }
+
+/// `STDOUT` after the application's empty `STDOUT` record is not part of the response (the
+/// stream ended there, spec 3.3): the client gets the body up to the terminator, never the
+/// bytes after it (the core drops and reports them).
+#[tokio::test]
+async fn stdout_after_its_terminator_never_reaches_the_client() {
+    let (addr, task) = backend(
+        1,
+        Arc::new(|_, mut sock| {
+            Box::pin(async move {
+                if let Ok(Some(req)) = read_request(&mut sock).await {
+                    let mut out =
+                        recs(STDOUT, req.id, b"Content-Type: text/plain\r\n\r\nreal body");
+                    out.extend(recs(STDOUT, req.id, &[]));
+                    out.extend(recs(STDOUT, req.id, b"<script>INJECTED</script>"));
+                    out.extend(end_request(req.id, 0, 0));
+                    let _ = sock.write_all(&out).await;
+                    let _ = read_request(&mut sock).await;
+                }
+            })
+        }),
+    )
+    .await;
+    let gw = gateway(addr, |_| {});
+    bounded(async {
+        let response = gw.serve(get("/a.php")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = collect(response.into_body()).await.unwrap();
+        assert_eq!(&body[..], b"real body");
+    })
+    .await;
+    drop(gw);
+    task.abort();
+}

@@ -19,6 +19,9 @@ struct Request {
     role: Role,
     keep_conn: bool,
     outbound: Phase,
+    /// The application ended its `STDOUT` / `STDERR` with an empty record.
+    stdout_ended: bool,
+    stderr_ended: bool,
 }
 
 impl HasId for Request {
@@ -156,6 +159,8 @@ impl ClientConnection {
             role,
             keep_conn,
             outbound: Phase::Params,
+            stdout_ended: false,
+            stderr_ended: false,
         });
         if !keep_conn {
             // One request, then we close: no other request may start on this connection.
@@ -426,11 +431,26 @@ impl ClientConnection {
             return Ok(());
         }
         let id = header.request_id;
-        if !self.requests.contains(id) {
+        let Some(req) = self.requests.get_mut(id) else {
             // Not in flight: a stray record, or a second END_REQUEST. Ignored.
             return Ok(());
-        }
+        };
         match (header.record_type, item) {
+            // A stream ends at its empty record (spec 3.3): what an application sends on it
+            // afterwards is not part of the response. Dropped, and reported.
+            (rt @ (RecordType::Stdout | RecordType::Stderr), Input::Stream { data, .. })
+                if (rt == RecordType::Stdout && req.stdout_ended)
+                    || (rt == RecordType::Stderr && req.stderr_ended) =>
+            {
+                self.link.push_event(
+                    Event::AfterStreamEnd {
+                        id,
+                        stderr: rt == RecordType::Stderr,
+                        len: data.len(),
+                    },
+                    0,
+                );
+            }
             (RecordType::Stdout, Input::Stream { data, .. }) => {
                 let len = data.len();
                 self.link.push_event(Event::Stdout { id, data }, len);
@@ -439,8 +459,8 @@ impl ClientConnection {
                 let len = data.len();
                 self.link.push_event(Event::Stderr { id, data }, len);
             }
-            // Stream terminators carry nothing the caller needs: END_REQUEST ends it all.
-            (RecordType::Stdout | RecordType::Stderr, Input::StreamEnd { .. }) => {}
+            (RecordType::Stdout, Input::StreamEnd { .. }) => req.stdout_ended = true,
+            (RecordType::Stderr, Input::StreamEnd { .. }) => req.stderr_ended = true,
             (RecordType::EndRequest, Input::Record { content, .. }) => {
                 let body = EndRequestBody::parse(&content)?;
                 if let Some(req) = self.requests.remove(id) {

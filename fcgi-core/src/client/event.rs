@@ -38,6 +38,16 @@ pub enum Event {
         /// Request id.
         id: u16,
     },
+    /// The application sent more of a stream after ending it with an empty record: the
+    /// bytes are not part of the response and were dropped (reported for logs).
+    AfterStreamEnd {
+        /// Request id.
+        id: u16,
+        /// `STDERR` (else `STDOUT`).
+        stderr: bool,
+        /// Bytes dropped.
+        len: usize,
+    },
     /// Answer to a [`get_values`](super::ClientConnection::get_values) query.
     Values(Params),
     /// The application did not understand a management record we sent.

@@ -270,6 +270,12 @@ impl ConnShared {
                 );
             }
             Event::Truncated { id } => self.end(id, Err(ClientError::Truncated)),
+            Event::AfterStreamEnd { id, stderr, len } => {
+                crate::log::warn(
+                    "the FastCGI application sent more after ending a stream; dropped",
+                    &(id, if stderr { "STDERR" } else { "STDOUT" }, len),
+                );
+            }
             Event::Values(params) => {
                 self.values = Some(params);
                 if let Some(w) = self.probe_waker.take() {

@@ -10,17 +10,7 @@ use http_body::SizeHint;
 /// `Upgrade` (they belong to a connection, not to the response: the web server frames the
 /// body for its client itself), and `Status` (the status line comes from the status code).
 pub fn is_dropped(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "status"
-    )
+    name.as_str() == "status" || crate::hop::is_hop_by_hop(name.as_str())
 }
 
 /// Appends the CGI header block of a response to `out`: the `Status` line, each header as

@@ -240,17 +240,6 @@ fn version(protocol: &[u8]) -> Version {
     }
 }
 
-/// Request headers that describe the client's connection to the web server, not the request.
-const HOP_BY_HOP: &[&[u8]] = &[
-    b"CONNECTION",
-    b"KEEP_ALIVE",
-    b"PROXY_CONNECTION",
-    b"TE",
-    b"TRAILER",
-    b"TRANSFER_ENCODING",
-    b"UPGRADE",
-];
-
 fn headers(params: &Params) -> Result<HeaderMap, ParamsError> {
     let mut map = HeaderMap::with_capacity(params.len());
     let cgi_type = params.get(b"CONTENT_TYPE").filter(|v| !v.is_empty());
@@ -262,7 +251,8 @@ fn headers(params: &Params) -> Result<HeaderMap, ParamsError> {
         if suffix.is_empty()
             || suffix == b"CONTENT_LENGTH"
             || (suffix == b"CONTENT_TYPE" && cgi_type.is_some())
-            || HOP_BY_HOP.contains(&suffix)
+            // Fields that describe the client's connection to the web server.
+            || crate::hop::is_hop_by_hop_cgi(suffix)
         {
             continue;
         }
@@ -277,8 +267,14 @@ fn headers(params: &Params) -> Result<HeaderMap, ParamsError> {
             HeaderName::from_bytes(&header),
             HeaderValue::from_bytes(value),
         ) {
-            (Ok(n), Ok(v)) => {
+            // Appended: a web server that sends a repeated header as repeated params
+            // (nginx before 1.23) keeps every value, in order. `Host` is one value (the
+            // last, as the URI's authority is built from it).
+            (Ok(n), Ok(v)) if n == header::HOST => {
                 map.insert(n, v);
+            }
+            (Ok(n), Ok(v)) => {
+                map.append(n, v);
             }
             _ => tracing::debug!(
                 target: "fcgi_http::app",
