@@ -179,8 +179,12 @@ async fn run(options: Options) -> Result<(), BoxError> {
     let fcgi_listener = match &backend {
         Backend::Tcp(addr) => Listener::bind_tcp(*addr).await,
         Backend::Unix(path) => Listener::bind_unix(path),
+        other => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{other}: the app listens on an IP address or a Unix socket"),
+        )),
     }
-    .map_err(|e| format!("cannot listen for FastCGI on {}: {e}", describe(&backend)))?;
+    .map_err(|e| format!("cannot listen for FastCGI on {backend}: {e}"))?;
     // A TCP port 0 became a real port: the proxy must connect to that one.
     let backend = match fcgi_listener.local_addr() {
         Some(addr) => Backend::Tcp(addr),
@@ -218,7 +222,7 @@ async fn run(options: Options) -> Result<(), BoxError> {
         Err(e) => return Err(e),
     };
     let local = listener.local_addr()?;
-    let fastcgi = describe(&backend);
+    let fastcgi = backend.to_string();
     println!("reverse_proxy: an HTTP echo service, served as a FastCGI application, behind an");
     println!("HTTP reverse proxy that speaks FastCGI to it (both halves of fcgi-http):");
     println!();
@@ -264,14 +268,6 @@ async fn run(options: Options) -> Result<(), BoxError> {
     }
     println!("reverse_proxy: stopped");
     result
-}
-
-/// A backend address as the command line writes it.
-fn describe(backend: &Backend) -> String {
-    match backend {
-        Backend::Tcp(addr) => format!("tcp:{addr}"),
-        Backend::Unix(path) => format!("unix:{}", path.display()),
-    }
 }
 
 // ---------------------------------------------------------------------------------------

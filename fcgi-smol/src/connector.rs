@@ -35,9 +35,19 @@ impl Connector for SmolConnector {
                     s.set_nodelay(true)?;
                     Ok(Stream::Tcp(FuturesIo(s)))
                 }
+                Backend::Name { host, port } => {
+                    // Resolved now, every time: a moved service is followed.
+                    let s = TcpStream::connect((host.as_str(), port)).await?;
+                    s.set_nodelay(true)?;
+                    Ok(Stream::Tcp(FuturesIo(s)))
+                }
                 Backend::Unix(path) => {
                     Ok(Stream::Unix(FuturesIo(UnixStream::connect(path).await?)))
                 }
+                other => Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("backend {other} is not supported"),
+                )),
             }
         })
     }

@@ -39,7 +39,17 @@ impl Connector for TokioConnector {
                     s.set_nodelay(true)?;
                     Ok(Stream::Tcp(s))
                 }
+                Backend::Name { host, port } => {
+                    // Resolved now, every time: a moved service is followed.
+                    let s = TcpStream::connect((host.as_str(), port)).await?;
+                    s.set_nodelay(true)?;
+                    Ok(Stream::Tcp(s))
+                }
                 Backend::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
+                other => Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("backend {other} is not supported"),
+                )),
             }
         })
     }

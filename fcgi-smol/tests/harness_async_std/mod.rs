@@ -64,6 +64,10 @@ impl Harness for AsyncStdHarness {
         SmolConnector::new(Backend::Tcp(addr))
     }
 
+    fn connector(&self, backend: Backend) -> SmolConnector {
+        SmolConnector::new(backend)
+    }
+
     fn unix_connector(&self, path: &Path) -> SmolConnector {
         SmolConnector::new(Backend::Unix(path.into()))
     }

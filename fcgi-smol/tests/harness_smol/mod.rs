@@ -92,6 +92,10 @@ impl Harness for SmolHarness {
         SmolConnector::new(Backend::Tcp(addr))
     }
 
+    fn connector(&self, backend: Backend) -> SmolConnector {
+        SmolConnector::new(backend)
+    }
+
     fn unix_connector(&self, path: &Path) -> SmolConnector {
         SmolConnector::new(Backend::Unix(path.into()))
     }

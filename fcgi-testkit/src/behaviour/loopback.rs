@@ -200,3 +200,41 @@ pub fn echo_params_byte_exact<H: Harness>() {
         assert_eq!(out.as_ref(), &expected[..], "{:?}", text(&out));
     });
 }
+
+/// A backend given by name (`localhost:PORT`, as `php:9000` in docker-compose) is resolved
+/// on each connect and served like an address.
+pub fn client_backend_by_name<H: Harness>() {
+    let h = H::new();
+    let rt = h.runtime();
+    h.block_on(async {
+        let srv = Srv::start(
+            &h,
+            Net::Tcp,
+            echo_opts(false),
+            echo::handler(rt.clone()),
+            plan_inert(),
+        )
+        .await;
+        let super::fixture::Addr::Tcp(addr) = srv.addr else {
+            panic!("a TCP server");
+        };
+        let backend: fcgi_driver::client::Backend = format!("localhost:{}", addr.port())
+            .parse()
+            .expect("a name");
+        assert!(
+            matches!(backend, fcgi_driver::client::Backend::Name { .. }),
+            "{backend:?}"
+        );
+        let mut opts = ClientOptions::default();
+        opts.keep_alive = false; // a new connection, so a new resolution, per request
+        let c = fcgi_driver::client::Client::new(rt.clone(), h.connector(backend), opts);
+        for _ in 0..3 {
+            let req = ClientRequest::responder().param("VIA", "name");
+            let resp = within(&rt, "send", c.send(req)).await.expect("send");
+            let (out, _) = within(&rt, "collect", resp.collect(1 << 20))
+                .await
+                .expect("answer");
+            assert!(text(&out).contains("param: VIA=name\n"), "{}", text(&out));
+        }
+    });
+}

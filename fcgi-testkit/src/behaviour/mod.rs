@@ -81,6 +81,8 @@ pub trait Harness: Sized + 'static {
     fn bind_unix(&self, path: &Path) -> impl Future<Output = io::Result<Self::Listener>>;
     /// A connector to a TCP address.
     fn tcp_connector(&self, addr: SocketAddr) -> Self::Connector;
+    /// A connector to any backend address (a name is resolved on each connect).
+    fn connector(&self, backend: fcgi_driver::client::Backend) -> Self::Connector;
     /// A connector to a Unix socket path.
     fn unix_connector(&self, path: &Path) -> Self::Connector;
     /// `TCP_NODELAY` of a stream (`None` for a Unix socket).
@@ -114,6 +116,7 @@ macro_rules! behaviour_suite {
             echo_multiplexed_unix,
             echo_large_bodies_both_ways,
             echo_params_byte_exact,
+            client_backend_by_name,
             client_connect_error,
             server_read_timeout,
             server_keepalive_timeout,

@@ -75,6 +75,10 @@ impl Harness for TokioHarness {
         Backend::Tcp(addr).into()
     }
 
+    fn connector(&self, backend: Backend) -> TokioConnector {
+        backend.into()
+    }
+
     fn unix_connector(&self, path: &Path) -> TokioConnector {
         Backend::Unix(path.into()).into()
     }
