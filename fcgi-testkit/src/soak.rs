@@ -30,12 +30,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use fcgi_driver::client::{Client, ClientOptions, ClientRequest, Multiplexing};
-use fcgi_driver::fcgi_core::Role;
-use fcgi_driver::fcgi_core::client::{ClientConfig, ClientConnection};
 use fcgi_driver::runtime::Runtime;
 use fcgi_driver::server::{Request, Response, Server, ServerOptions};
 
 use crate::behaviour::Harness;
+use crate::behaviour::fixture::{read_answer, whole_request};
 
 const SERVE_ENV: &str = "FCGI_SOAK_SERVE";
 const KEEPALIVE_CONNECTIONS: usize = 16;
@@ -259,11 +258,7 @@ fn summary(what: &str, a: &Phase, c: &Phase) {
 
 /// The bytes of one Responder request (empty body), with or without keep-conn.
 fn request_bytes(keep_conn: bool) -> Vec<u8> {
-    let mut conn = ClientConnection::new(ClientConfig::default());
-    let id = conn
-        .begin_request(Role::Responder, keep_conn)
-        .expect("begin");
-    for (n, v) in [
+    let params = [
         ("REQUEST_METHOD", "GET"),
         ("SCRIPT_NAME", "/hello"),
         ("REQUEST_URI", "/hello"),
@@ -272,41 +267,8 @@ fn request_bytes(keep_conn: bool) -> Vec<u8> {
         ("GATEWAY_INTERFACE", "CGI/1.1"),
         ("REMOTE_ADDR", "127.0.0.1"),
         ("SERVER_NAME", "localhost"),
-    ] {
-        conn.send_param(id, n.as_bytes(), v.as_bytes())
-            .expect("param");
-    }
-    conn.end_params(id).expect("end params");
-    conn.end_stdin(id).expect("end stdin");
-    let mut wire = Vec::new();
-    while let Some(chunk) = conn.poll_transmit() {
-        wire.extend_from_slice(&chunk);
-    }
-    wire
-}
-
-/// Reads records until `END_REQUEST`; `false` if the stream ended or failed first.
-fn read_response(s: &mut impl Read, buf: &mut Vec<u8>) -> bool {
-    buf.clear();
-    let mut at = 0;
-    let mut chunk = [0u8; 4096];
-    loop {
-        while buf.len() >= at + 8 {
-            let len = usize::from(u16::from_be_bytes([buf[at + 4], buf[at + 5]]));
-            let total = 8 + len + usize::from(buf[at + 6]);
-            if buf.len() < at + total {
-                break;
-            }
-            if buf[at + 1] == 3 {
-                return true;
-            }
-            at += total;
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
+    ];
+    whole_request(&params, keep_conn, b"")
 }
 
 /// Keep-alive load on the Unix socket for `phase`: [`KEEPALIVE_CONNECTIONS`] connections,
@@ -323,7 +285,6 @@ fn keepalive_load(path: &Path, phase: Duration) -> (usize, usize) {
                 let mut conns: Vec<_> = (0..KEEPALIVE_CONNECTIONS / 4)
                     .filter_map(|_| std::os::unix::net::UnixStream::connect(path).ok())
                     .collect();
-                let mut buf = Vec::new();
                 while Instant::now() < deadline && !conns.is_empty() {
                     for c in &mut conns {
                         if c.write_all(&request).is_err() {
@@ -332,7 +293,7 @@ fn keepalive_load(path: &Path, phase: Duration) -> (usize, usize) {
                     }
                     let mut ok = 0;
                     conns.retain_mut(|c| {
-                        let answered = read_response(c, &mut buf);
+                        let answered = read_answer(c).is_ok();
                         ok += usize::from(answered);
                         if !answered {
                             errors.fetch_add(1, Ordering::Relaxed);
@@ -358,11 +319,10 @@ fn new_connection_load(addr: SocketAddr, n: usize) -> (usize, usize) {
         for _ in 0..NEW_CONNECTION_THREADS {
             s.spawn(|| {
                 pin(1);
-                let mut buf = Vec::new();
                 while next.fetch_add(1, Ordering::Relaxed) < n {
                     let ok = std::net::TcpStream::connect(addr).is_ok_and(|mut c| {
                         let _ = c.set_nodelay(true);
-                        c.write_all(&request).is_ok() && read_response(&mut c, &mut buf)
+                        c.write_all(&request).is_ok() && read_answer(&mut c).is_ok()
                     });
                     if ok {
                         done.fetch_add(1, Ordering::Relaxed);

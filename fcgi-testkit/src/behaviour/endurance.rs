@@ -13,12 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fcgi_driver::client::{Client, ClientOptions, ClientStats, Multiplexing};
-use fcgi_driver::fcgi_core::Role;
-use fcgi_driver::fcgi_core::client::{ClientConfig, ClientConnection};
 use fcgi_driver::server::{Server, ServerOptions, ServerStats};
 
 use super::Harness;
-use super::fixture::{Addr, TestApp, client_opts, req, server_opts};
+use super::fixture::{Addr, TestApp, client_opts, req, server_opts, whole_request};
 use super::util::{GUARD, eventually, spawn, timeout, within};
 
 /// Bound on a whole run of short connections (they take seconds; a hang must still end).
@@ -50,16 +48,7 @@ pub fn rss_bytes() -> usize {
 /// A Responder request without keep-conn (the server closes after it), as nginx sends by
 /// default: `BEGIN_REQUEST`, `PARAMS` (`DO=ok`), empty `STDIN`.
 fn one_shot_request() -> Vec<u8> {
-    let mut conn = ClientConnection::new(ClientConfig::default());
-    let id = conn.begin_request(Role::Responder, false).expect("begin");
-    conn.send_param(id, b"DO", b"ok").expect("param");
-    conn.end_params(id).expect("end params");
-    conn.end_stdin(id).expect("end stdin");
-    let mut wire = Vec::new();
-    while let Some(chunk) = conn.poll_transmit() {
-        wire.extend_from_slice(&chunk);
-    }
-    wire
+    whole_request(&[("DO", "ok")], false, b"")
 }
 
 fn exchange<S: Read + Write>(mut s: S, request: &[u8]) -> io::Result<Vec<u8>> {

@@ -228,6 +228,58 @@ impl RawConn {
     }
 }
 
+/// The bytes of one whole Responder request: `BEGIN_REQUEST` (with `keep_conn`), `params`,
+/// the body (when not empty) and the end of `STDIN`.
+pub fn whole_request(params: &[(&str, &str)], keep_conn: bool, body: &[u8]) -> Vec<u8> {
+    let mut conn = ClientConnection::new(ClientConfig::default());
+    let id = conn
+        .begin_request(Role::Responder, keep_conn)
+        .expect("begin");
+    for (n, v) in params {
+        conn.send_param(id, n.as_bytes(), v.as_bytes())
+            .expect("param");
+    }
+    conn.end_params(id).expect("end params");
+    if !body.is_empty() {
+        conn.send_stdin(id, Bytes::copy_from_slice(body))
+            .expect("stdin");
+    }
+    conn.end_stdin(id).expect("end stdin");
+    let mut wire = Vec::new();
+    while let Some(chunk) = conn.poll_transmit() {
+        wire.extend_from_slice(&chunk);
+    }
+    wire
+}
+
+/// Reads records from `s` until `END_REQUEST`; returns the `STDOUT` bytes. An error if the
+/// stream ends or fails first.
+pub fn read_answer(s: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut stdout = Vec::new();
+    let mut at = 0;
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        while buf.len() >= at + 8 {
+            let len = usize::from(u16::from_be_bytes([buf[at + 4], buf[at + 5]]));
+            let total = 8 + len + usize::from(buf[at + 6]);
+            if buf.len() < at + total {
+                break;
+            }
+            match buf[at + 1] {
+                6 => stdout.extend_from_slice(&buf[at + 8..at + 8 + len]),
+                3 => return Ok(stdout),
+                _ => {}
+            }
+            at += total;
+        }
+        match s.read(&mut chunk)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// The bytes a client sends for a Responder request with `params`: `BEGIN_REQUEST`
 /// (keep-conn) and the `PARAMS` records. `end_params`: with the empty record ending the
 /// stream. `stdin`: followed by one `STDIN` record with these bytes (stream not ended).

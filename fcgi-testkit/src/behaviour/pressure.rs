@@ -2,72 +2,22 @@
 //! connections, and clients that keep sending after we answered. Well-behaved clients must
 //! keep being served, and no response may be destroyed by a reset.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use fcgi_driver::fcgi_core::Role;
-use fcgi_driver::fcgi_core::client::{ClientConfig, ClientConnection};
 use fcgi_driver::server::ServerOptions;
 
 use super::Harness;
-use super::fixture::{Addr, Net, Srv, TestApp, server_opts};
+use super::fixture::{Addr, Net, Srv, TestApp, read_answer, server_opts, whole_request};
 use super::mock::plan_inert;
 use super::util::{GUARD, eventually};
 
-/// The bytes of one Responder request for the test application: `params` (no keep-conn:
-/// the server closes after it), then `stdin` and its end when given.
-fn request(params: &[(&str, &str)], keep_conn: bool, stdin: Option<&[u8]>) -> Vec<u8> {
-    let mut conn = ClientConnection::new(ClientConfig::default());
-    let id = conn
-        .begin_request(Role::Responder, keep_conn)
-        .expect("begin");
-    for (n, v) in params {
-        conn.send_param(id, n.as_bytes(), v.as_bytes())
-            .expect("param");
-    }
-    conn.end_params(id).expect("end params");
-    if let Some(body) = stdin {
-        if !body.is_empty() {
-            conn.send_stdin(id, bytes::Bytes::copy_from_slice(body))
-                .expect("stdin");
-        }
-        conn.end_stdin(id).expect("end stdin");
-    }
-    let mut wire = Vec::new();
-    while let Some(chunk) = conn.poll_transmit() {
-        wire.extend_from_slice(&chunk);
-    }
-    wire
-}
-
-/// Reads records until `END_REQUEST`; returns the `STDOUT` bytes, or why it failed.
-fn read_answer(s: &mut impl Read) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut stdout = Vec::new();
-    let mut at = 0;
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        while buf.len() >= at + 8 {
-            let len = usize::from(u16::from_be_bytes([buf[at + 4], buf[at + 5]]));
-            let total = 8 + len + usize::from(buf[at + 6]);
-            if buf.len() < at + total {
-                break;
-            }
-            match buf[at + 1] {
-                6 => stdout.extend_from_slice(&buf[at + 8..at + 8 + len]),
-                3 => return Ok(stdout),
-                _ => {}
-            }
-            at += total;
-        }
-        match s.read(&mut chunk)? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
+/// One Responder request for the test application (see [`whole_request`]).
+fn request(params: &[(&str, &str)], keep_conn: bool, body: Option<&[u8]>) -> Vec<u8> {
+    whole_request(params, keep_conn, body.unwrap_or_default())
 }
 
 fn tcp_addr(srv: &Srv) -> SocketAddr {
