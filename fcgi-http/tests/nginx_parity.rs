@@ -982,14 +982,7 @@ impl Fixture {
     /// `None` when nginx, its stock `fastcgi_params` or php-fpm is missing (and the skip
     /// policy says to skip).
     fn start() -> Option<Self> {
-        let nginx_bin = require(&NGINX)?;
-        if !Path::new(STOCK_PARAMS).is_file() {
-            missing(
-                &format!("nginx's stock {STOCK_PARAMS} not found"),
-                "nginx-common",
-            );
-            return None;
-        }
+        let nginx_bin = nginx_with_stock_params()?;
         let stock = read_stock_params();
         let (nginx_version_text, nginx_version) = nginx_version(&nginx_bin);
         let fpm = PhpFpm::start(Options::new(Socket::Tcp, WORKERS))?;
@@ -1001,11 +994,7 @@ impl Fixture {
             std::fs::write(www.join(file), &script).unwrap();
         }
         let nginx = start_nginx(&nginx_bin, &fpm);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = our_runtime();
         let config = gateway_config(&fpm);
         let our_software = config.cgi.server_software.clone();
         let our_addr = start_ours(&runtime, fpm.addr().backend(), config);
@@ -1509,16 +1498,9 @@ enum Same {
 /// difference is [`Same::FrontControllerVs404`].
 #[test]
 fn try_files_layout_matches_nginx() {
-    let Some(nginx_bin) = require(&NGINX) else {
+    let Some(nginx_bin) = nginx_with_stock_params() else {
         return;
     };
-    if !Path::new(STOCK_PARAMS).is_file() {
-        missing(
-            &format!("nginx's stock {STOCK_PARAMS} not found"),
-            "nginx-common",
-        );
-        return;
-    }
     let Some(fpm) = PhpFpm::start(loosened_guard()) else {
         return;
     };
@@ -1532,11 +1514,7 @@ fn try_files_layout_matches_nginx() {
     std::fs::write(www.join("assets/notes.txt"), "plain notes\n").unwrap();
     std::fs::write(www.join("uploads/x.jpg"), "<?php echo 'HOLE';").unwrap();
     let nginx = start_nginx_with(&nginx_bin, &fpm, "nginx-try-files", try_files_locations);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = our_runtime();
     let mut config = GatewayConfig::new(fpm.docroot(), ScriptResolution::split_path());
     config.try_files = Some("index.php".into());
     config.static_files = Some(fcgi_tokio::http::static_files());
@@ -1667,16 +1645,9 @@ fn loosened_guard() -> Options {
 /// visible here, the default) it is 404 before php-fpm is asked.
 #[test]
 fn uploads_hole_runs_behind_stock_nginx_not_behind_us() {
-    let Some(nginx_bin) = require(&NGINX) else {
+    let Some(nginx_bin) = nginx_with_stock_params() else {
         return;
     };
-    if !Path::new(STOCK_PARAMS).is_file() {
-        missing(
-            &format!("nginx's stock {STOCK_PARAMS} not found"),
-            "nginx-common",
-        );
-        return;
-    }
     let Some(fpm) = PhpFpm::start(loosened_guard()) else {
         return;
     };
@@ -1684,11 +1655,7 @@ fn uploads_hole_runs_behind_stock_nginx_not_behind_us() {
     std::fs::create_dir(www.join("uploads")).unwrap();
     std::fs::write(www.join("uploads/x.jpg"), "<?php echo 'HOLE';").unwrap();
     let nginx = start_nginx(&nginx_bin, &fpm);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = our_runtime();
     let ours = start_ours(&runtime, fpm.addr().backend(), gateway_config(&fpm));
     let raw = format!(
         "GET /uploads/x.jpg/y.php HTTP/1.1\r\nHost: {SERVER_NAME}\r\nConnection: close\r\n\r\n"
@@ -1703,4 +1670,26 @@ fn uploads_hole_runs_behind_stock_nginx_not_behind_us() {
     assert_eq!(o.status, 404, "{}", o.text());
     assert!(!o.text().contains("HOLE"));
     drop(runtime);
+}
+
+/// nginx, when it and its stock `fastcgi_params` are installed (else the skip policy).
+fn nginx_with_stock_params() -> Option<PathBuf> {
+    let bin = require(&NGINX)?;
+    if !Path::new(STOCK_PARAMS).is_file() {
+        missing(
+            &format!("nginx's stock {STOCK_PARAMS} not found"),
+            "nginx-common",
+        );
+        return None;
+    }
+    Some(bin)
+}
+
+/// The runtime our gateway runs on in these tests.
+fn our_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
