@@ -20,6 +20,18 @@ fn echo_opts(multiplex: bool) -> fcgi_driver::server::ServerOptions {
     opts
 }
 
+/// Our server running the echo application (all roles) on `net`.
+async fn echo_srv<H: Harness>(h: &H, net: Net, multiplex: bool) -> Srv {
+    Srv::start(
+        h,
+        net,
+        echo_opts(multiplex),
+        echo::handler(h.runtime()),
+        plan_inert(),
+    )
+    .await
+}
+
 fn text(out: &Bytes) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
@@ -30,14 +42,7 @@ pub fn echo_keepalive_without_multiplexing<H: Harness>() {
     let h = H::new();
     let rt = h.runtime();
     h.block_on(async {
-        let srv = Srv::start(
-            &h,
-            Net::Tcp,
-            echo_opts(false),
-            echo::handler(rt.clone()),
-            plan_inert(),
-        )
-        .await;
+        let srv = echo_srv(&h, Net::Tcp, false).await;
         let (c, _) = srv.client(&h, ClientOptions::default(), plan_inert());
         for _ in 0..20 {
             let req = ClientRequest::responder()
@@ -74,14 +79,7 @@ pub fn echo_multiplexed_unix<H: Harness>() {
     let h = H::new();
     let rt = h.runtime();
     h.block_on(async {
-        let srv = Srv::start(
-            &h,
-            Net::Unix,
-            echo_opts(true),
-            echo::handler(rt.clone()),
-            plan_inert(),
-        )
-        .await;
+        let srv = echo_srv(&h, Net::Unix, true).await;
         let (c, _) = srv.client(&h, ClientOptions::default(), plan_inert());
         let tasks: Vec<Task<()>> = (0..32u32)
             .map(|i| {
@@ -124,14 +122,7 @@ pub fn echo_large_bodies_both_ways<H: Harness>() {
     let h = H::new();
     let rt = h.runtime();
     h.block_on(async {
-        let srv = Srv::start(
-            &h,
-            Net::Tcp,
-            echo_opts(true),
-            echo::handler(rt.clone()),
-            plan_inert(),
-        )
-        .await;
+        let srv = echo_srv(&h, Net::Tcp, true).await;
         let (c, _) = srv.client(&h, ClientOptions::default(), plan_inert());
         let body: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
         let req = ClientRequest::responder()
@@ -179,14 +170,7 @@ pub fn echo_params_byte_exact<H: Harness>() {
     let h = H::new();
     let rt = h.runtime();
     h.block_on(async {
-        let srv = Srv::start(
-            &h,
-            Net::Unix,
-            echo_opts(false),
-            echo::handler(rt.clone()),
-            plan_inert(),
-        )
-        .await;
+        let srv = echo_srv(&h, Net::Unix, false).await;
         let (c, _) = srv.client(&h, ClientOptions::default(), plan_inert());
         let value: &[u8] = b"caf\xe9 \xff\xfe\x00end";
         let req = ClientRequest::responder()
@@ -207,14 +191,7 @@ pub fn client_backend_by_name<H: Harness>() {
     let h = H::new();
     let rt = h.runtime();
     h.block_on(async {
-        let srv = Srv::start(
-            &h,
-            Net::Tcp,
-            echo_opts(false),
-            echo::handler(rt.clone()),
-            plan_inert(),
-        )
-        .await;
+        let srv = echo_srv(&h, Net::Tcp, false).await;
         let super::fixture::Addr::Tcp(addr) = srv.addr else {
             panic!("a TCP server");
         };
