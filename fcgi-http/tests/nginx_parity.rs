@@ -1640,9 +1640,11 @@ fn loosened_guard() -> Options {
     options
 }
 
-/// The uploads hole in path mode, php-fpm's guard loosened: behind nginx's stock split-path
-/// layout (no `try_files`) an uploaded `x.jpg` with PHP inside runs; behind us (the files
-/// visible here, the default) it is 404 before php-fpm is asked.
+/// The uploads hole, php-fpm's guard loosened: behind nginx's stock split-path layout (no
+/// `try_files`) an uploaded `x.jpg` with PHP inside runs; behind us in path mode (the files
+/// visible here, the default) it is 404 before php-fpm is asked; in the front-controller
+/// layout the front controller runs (the try-files layout is in
+/// [`try_files_layout_matches_nginx`]).
 #[test]
 fn uploads_hole_runs_behind_stock_nginx_not_behind_us() {
     let Some(nginx_bin) = nginx_with_stock_params() else {
@@ -1669,6 +1671,14 @@ fn uploads_hole_runs_behind_stock_nginx_not_behind_us() {
     );
     assert_eq!(o.status, 404, "{}", o.text());
     assert!(!o.text().contains("HOLE"));
+    // The front-controller layout never lets the path choose the script: the same request
+    // runs index.php.
+    std::fs::write(www.join("index.php"), "<?php echo 'front';").unwrap();
+    let mut front = gateway_config(&fpm);
+    front.cgi.script = ScriptResolution::FrontController("index.php".into());
+    let ours_front = start_ours(&runtime, fpm.addr().backend(), front);
+    let (f, _) = exchange(ours_front, raw.as_bytes(), false);
+    assert_eq!((f.status, f.text().as_str()), (200, "front"));
     drop(runtime);
 }
 
