@@ -196,7 +196,8 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
             let runtime = runtime.clone();
             move |work| runtime.spawn_blocking(work)
         });
-        let mut params = match (&self.front, &config.local_root) {
+        // `checked`: try-files already found the script to be a file inside the root.
+        let (mut params, checked) = match (&self.front, &config.local_root) {
             (Some(front), LocalRoot::Path(root)) => {
                 let script = match &mapped {
                     Ok(p) => Some(p.get(b"SCRIPT_NAME").unwrap_or(b"/").to_vec()),
@@ -206,19 +207,22 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
                 let (path, slash) =
                     decoded_path(parts.uri.path()).map_err(GatewayError::Refused)?;
                 match files::try_files(&unblock, root, &path, slash, script.as_deref()).await? {
-                    TryFiles::Script => mapped.map_err(GatewayError::Refused)?,
+                    TryFiles::Script => (mapped.map_err(GatewayError::Refused)?, true),
                     TryFiles::Static(file) => return self.serve_static(parts, file).await,
                     TryFiles::AddSlash => return Ok(with_slash(&parts)),
-                    TryFiles::FrontController => {
+                    TryFiles::FrontController => (
                         build_params(&parts, length.content_length(), &conn, front)
-                            .map_err(GatewayError::Refused)?
-                    }
+                            .map_err(GatewayError::Refused)?,
+                        false,
+                    ),
                 }
             }
-            _ => mapped.map_err(GatewayError::Refused)?,
+            _ => (mapped.map_err(GatewayError::Refused)?, false),
         };
         // ... and a script that is not a file in the root is refused before a body byte too.
-        self.check_script(&unblock, &params).await?;
+        if !checked {
+            self.check_script(&unblock, &params).await?;
+        }
         // The idle timer of a streamed body, made only when the body is streamed.
         let idle = || upload::Idle {
             limit: config.body_read_timeout,
