@@ -4,212 +4,21 @@
 //! a worker dying after a POST's side effect, a body shorter than its Content-Length.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
-use std::future::Future;
+mod mock_backend;
+use mock_backend::*;
+
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
-use fcgi_http::gateway::{Gateway, GatewayBody, GatewayConfig, GatewayError, LocalRoot, Outcome};
-use fcgi_http::request::ScriptResolution;
+use fcgi_http::gateway::{GatewayError, Outcome};
 use fcgi_http::response::CgiResponseError;
-use fcgi_tokio::client::{ClientError, ClientOptions, Multiplexing};
-use fcgi_tokio::{Backend, TokioConnector, TokioRuntime};
+use fcgi_tokio::client::ClientError;
 use http::{Request, StatusCode, Version};
 use http_body::Frame;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-type TokioGateway = Gateway<TokioRuntime, TokioConnector>;
-
-const BEGIN: u8 = 1;
-const ABORT: u8 = 2;
-const END: u8 = 3;
-const PARAMS: u8 = 4;
-const STDIN: u8 = 5;
-const STDOUT: u8 = 6;
-const STDERR: u8 = 7;
-
-/// Every test is bounded by this.
-const LIMIT: Duration = Duration::from_secs(20);
-
-async fn bounded<T>(f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, f)
-        .await
-        .expect("test took too long")
-}
-
-/// One record read from the gateway.
-struct Rec {
-    ty: u8,
-    id: u16,
-    content: Vec<u8>,
-}
-
-async fn read_rec(sock: &mut TcpStream) -> io::Result<Option<Rec>> {
-    let mut h = [0u8; 8];
-    match sock.read_exact(&mut h).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
-    let mut content = vec![0u8; len + usize::from(h[6])];
-    sock.read_exact(&mut content).await?;
-    content.truncate(len);
-    Ok(Some(Rec {
-        ty: h[1],
-        id: u16::from_be_bytes([h[2], h[3]]),
-        content,
-    }))
-}
-
-/// Records of type `ty` carrying `data` (split at 65535 bytes); an empty `data` gives one
-/// empty record (the end of a stream).
-fn recs(ty: u8, id: u16, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut push = |piece: &[u8]| {
-        let len = u16::try_from(piece.len()).unwrap().to_be_bytes();
-        let id = id.to_be_bytes();
-        out.extend_from_slice(&[1, ty, id[0], id[1], len[0], len[1], 0, 0]);
-        out.extend_from_slice(piece);
-    };
-    if data.is_empty() {
-        push(&[]);
-    }
-    for piece in data.chunks(65535) {
-        push(piece);
-    }
-    out
-}
-
-fn end_request(id: u16, app_status: u32, protocol_status: u8) -> Vec<u8> {
-    let s = app_status.to_be_bytes();
-    let body = [s[0], s[1], s[2], s[3], protocol_status, 0, 0, 0];
-    recs(END, id, &body)
-}
-
-/// `STDOUT` with `data`, the end of `STDOUT`, and `END_REQUEST` (status 0).
-fn full_answer(id: u16, data: &[u8]) -> Vec<u8> {
-    let mut out = recs(STDOUT, id, data);
-    out.extend(recs(STDOUT, id, &[]));
-    out.extend(end_request(id, 0, 0));
-    out
-}
-
-fn decode_params(mut b: &[u8]) -> BTreeMap<String, String> {
-    fn len(b: &mut &[u8]) -> usize {
-        if b[0] & 0x80 == 0 {
-            let n = usize::from(b[0]);
-            *b = &b[1..];
-            n
-        } else {
-            let n = u32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]) as usize;
-            *b = &b[4..];
-            n
-        }
-    }
-    let mut out = BTreeMap::new();
-    while !b.is_empty() {
-        let n = len(&mut b);
-        let v = len(&mut b);
-        let name = String::from_utf8_lossy(&b[..n]).into_owned();
-        let value = String::from_utf8_lossy(&b[n..n + v]).into_owned();
-        b = &b[n + v..];
-        out.insert(name, value);
-    }
-    out
-}
-
-/// A request as the backend received it.
-#[derive(Debug, Default, Clone)]
-struct Seen {
-    id: u16,
-    params: BTreeMap<String, String>,
-    stdin: Vec<u8>,
-}
-
-/// Reads one whole request (`BEGIN_REQUEST`, params, stdin to its end). `None` when the
-/// gateway closed the connection first.
-async fn read_request(sock: &mut TcpStream) -> io::Result<Option<Seen>> {
-    let mut seen = Seen::default();
-    let mut raw_params = Vec::new();
-    loop {
-        let Some(r) = read_rec(sock).await? else {
-            return Ok(None);
-        };
-        match r.ty {
-            BEGIN => seen.id = r.id,
-            PARAMS => raw_params.extend_from_slice(&r.content),
-            STDIN if r.content.is_empty() => {
-                seen.params = decode_params(&raw_params);
-                return Ok(Some(seen));
-            }
-            STDIN => seen.stdin.extend_from_slice(&r.content),
-            _ => {}
-        }
-    }
-}
-
-/// What the backend noticed after it stopped answering: the gateway closed the connection,
-/// or sent `ABORT_REQUEST`.
-async fn wait_for_close_or_abort(sock: &mut TcpStream) -> &'static str {
-    loop {
-        match read_rec(sock).await {
-            Ok(None) | Err(_) => return "closed",
-            Ok(Some(r)) if r.ty == ABORT => return "aborted",
-            Ok(Some(_)) => {}
-        }
-    }
-}
-
-type ConnFn =
-    Arc<dyn Fn(usize, TcpStream) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
-
-/// Accepts up to `conns` connections, each served by `f(index, socket)` on its own task.
-async fn backend(conns: usize, f: ConnFn) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let mut tasks = Vec::new();
-        for i in 0..conns {
-            let Ok(Ok((sock, _))) = tokio::time::timeout(LIMIT, listener.accept()).await else {
-                break;
-            };
-            tasks.push(tokio::spawn(f(i, sock)));
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
-    });
-    (addr, task)
-}
-
-fn gateway(addr: std::net::SocketAddr, edit: impl FnOnce(&mut ClientOptions)) -> TokioGateway {
-    let mut opts = ClientOptions::default();
-    opts.multiplexing = Multiplexing::Off;
-    opts.read_timeout = Duration::from_secs(10);
-    opts.idle_timeout = Duration::from_millis(500);
-    edit(&mut opts);
-    Gateway::new(
-        fcgi_tokio::client(Backend::Tcp(addr), opts),
-        mock_config(ScriptResolution::split_path()),
-    )
-}
-
-fn get(target: &str) -> Request<Empty<Bytes>> {
-    Request::get(target)
-        .header("host", "gateway.test")
-        .body(Empty::new())
-        .unwrap()
-}
-
-async fn collect(body: GatewayBody) -> Result<Bytes, fcgi_http::gateway::GatewayBodyError> {
-    Ok(body.collect().await?.to_bytes())
-}
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 
 // ---------------------------------------------------------------------------------------
 // Regressions: each of these failed before the fix named in its doc comment
@@ -303,38 +112,53 @@ async fn http2_local_redirect_keeps_the_host() {
     task.abort();
 }
 
-/// The application announced 10 bytes and ended the request after 3: the body must end with
-/// an error, not as a clean 3-byte success (GatewayBody's docs promise a short body is never
-/// presented as complete; nginx reports "upstream prematurely closed"). A consumer other than
-/// hyper (a tower middleware buffering the body, a cache) takes the short body as whole.
+/// The application announced 10 bytes and ended the request after 3. Known before the head
+/// is returned: `GatewayError::ShortBody` (502). Found later (the end comes after a pause):
+/// the body ends with an error, never as a clean 3-byte success (GatewayBody's docs promise
+/// a short body is never presented as complete; nginx reports "upstream prematurely
+/// closed"): a consumer other than hyper (a tower middleware buffering the body, a cache)
+/// would take the short body as whole.
 #[tokio::test]
 async fn a_body_shorter_than_its_content_length_is_an_error() {
-    let (addr, task) = backend(
-        1,
-        Arc::new(|_, mut sock| {
-            Box::pin(async move {
-                if let Ok(Some(req)) = read_request(&mut sock).await {
-                    let out = b"Content-Length: 10\r\n\r\nabc";
-                    let _ = sock.write_all(&full_answer(req.id, out)).await;
-                    let _ = read_request(&mut sock).await;
+    for pause in [None, Some(Duration::from_millis(200))] {
+        let (addr, task) = backend(
+            1,
+            Arc::new(move |_, mut sock| {
+                Box::pin(async move {
+                    if let Ok(Some(req)) = read_request(&mut sock).await {
+                        let head = recs(STDOUT, req.id, b"Content-Length: 10\r\n\r\nabc");
+                        let _ = sock.write_all(&head).await;
+                        if let Some(pause) = pause {
+                            tokio::time::sleep(pause).await;
+                        }
+                        let _ = sock.write_all(&full_answer(req.id, b"")).await;
+                        let _ = read_request(&mut sock).await;
+                    }
+                })
+            }),
+        )
+        .await;
+        let gw = gateway(addr, |_| {});
+        bounded(async {
+            match gw.serve(get("/a.php")).await {
+                Err(GatewayError::ShortBody { expected, received }) if pause.is_none() => {
+                    assert_eq!((expected, received), (10, 3));
                 }
-            })
-        }),
-    )
-    .await;
-    let gw = gateway(addr, |_| {});
-    bounded(async {
-        let r = gw.serve(get("/a.php")).await.unwrap();
-        assert_eq!(r.headers()["content-length"], "10");
-        let body = collect(r.into_body()).await;
-        assert!(
-            body.is_err(),
-            "a 3-byte body under Content-Length: 10 ended cleanly: {body:?}"
-        );
-    })
-    .await;
-    drop(gw);
-    task.abort();
+                Ok(r) if pause.is_some() => {
+                    assert_eq!(r.headers()["content-length"], "10");
+                    let body = collect(r.into_body()).await;
+                    assert!(
+                        body.is_err(),
+                        "a 3-byte body under Content-Length: 10 ended cleanly: {body:?}"
+                    );
+                }
+                other => panic!("pause {pause:?}: {other:?}"),
+            }
+        })
+        .await;
+        drop(gw);
+        task.abort();
+    }
 }
 
 /// A client whose streamed upload (over `buffer_body_up_to`) stops short of its
@@ -380,7 +204,8 @@ async fn a_streamed_upload_cut_short_is_a_client_error() {
 // Properties verified (these pass)
 // ---------------------------------------------------------------------------------------
 
-/// The connection closing in the middle of the body: the body fails with `Truncated`.
+/// The connection closing in the middle of the body, after the head was returned: the body
+/// fails with `Truncated` (before it: see `gateway_hostile_http.rs`).
 #[tokio::test]
 async fn backend_closing_mid_body_fails_the_body() {
     let (addr, task) = backend(
@@ -389,8 +214,10 @@ async fn backend_closing_mid_body_fails_the_body() {
             Box::pin(async move {
                 if let Ok(Some(req)) = read_request(&mut sock).await {
                     let _ = sock.write_all(&recs(STDOUT, req.id, b"\r\npartial")).await;
+                    // After the head was returned ...
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                // dropped: closed before END_REQUEST
+                // ... dropped: closed before END_REQUEST
             })
         }),
     )
@@ -647,12 +474,6 @@ async fn local_redirects_drop_the_body_and_stop_loops() {
 }
 
 /// A gateway configuration for a test backend that runs no files (no local root checks).
-fn mock_config(script: ScriptResolution) -> GatewayConfig {
-    let mut config = GatewayConfig::new("/srv", script);
-    config.local_root = LocalRoot::None;
-    config
-}
-
 /// `STDOUT` after the application's empty `STDOUT` record is not part of the response (the
 /// stream ended there, spec 3.3): the client gets the body up to the terminator, never the
 /// bytes after it (the core drops and reports them).

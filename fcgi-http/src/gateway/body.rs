@@ -72,6 +72,8 @@ enum Kind {
         due: Option<u64>,
         /// Body bytes passed on so far.
         received: u64,
+        /// A failure held back for one poll (see `poll_frame`).
+        fault: Option<GatewayBodyError>,
     },
 }
 
@@ -105,9 +107,6 @@ impl GatewayBody {
         }
     }
 
-    /// The rest of `response`'s `STDOUT`, after `first` (body bytes that came with the head).
-    /// At the end, `outcome` is filled in. `content_length` is what the head announced (when
-    /// the response has a body at all): fewer bytes is an error, more are dropped.
     /// A static file's body (what a [`StaticFiles`](super::StaticFiles) answers with).
     pub fn file(body: impl Body<Data = Bytes, Error = std::io::Error> + Send + 'static) -> Self {
         Self {
@@ -115,6 +114,23 @@ impl GatewayBody {
         }
     }
 
+    /// The whole body of a response that ended already; `content_length` is what the head
+    /// announced (bytes beyond it are dropped).
+    pub(crate) fn complete(body: Bytes, content_length: Option<u64>) -> Self {
+        Self {
+            kind: Kind::Stream {
+                first: (!body.is_empty()).then_some(body),
+                rest: None,
+                due: content_length,
+                received: 0,
+                fault: None,
+            },
+        }
+    }
+
+    /// The rest of `response`'s `STDOUT`, after `first` (body bytes that came with the head).
+    /// At the end, `outcome` is filled in. `content_length` is what the head announced (when
+    /// the response has a body at all): fewer bytes is an error, more are dropped.
     pub(crate) fn stream(
         first: Bytes,
         response: ClientResponse,
@@ -147,6 +163,7 @@ impl GatewayBody {
                 rest: Some(Box::pin(rest)),
                 due: content_length,
                 received: 0,
+                fault: None,
             },
         }
     }
@@ -225,13 +242,17 @@ impl Body for GatewayBody {
                 rest,
                 due,
                 received,
+                fault,
             } => {
+                if let Some(fault) = fault.take() {
+                    return Poll::Ready(Some(Err(fault)));
+                }
                 if let Some(b) = first.take() {
                     if let Some(b) = within(due, received, b) {
                         return Poll::Ready(Some(Ok(Frame::data(b))));
                     }
                 }
-                loop {
+                let failure = loop {
                     let Some(stream) = rest else {
                         return Poll::Ready(None);
                     };
@@ -244,20 +265,29 @@ impl Body for GatewayBody {
                         }
                         Poll::Ready(Some(Err(e))) => {
                             *rest = None;
-                            return Poll::Ready(Some(Err(GatewayBodyError::Backend(e))));
+                            break GatewayBodyError::Backend(e);
                         }
                         Poll::Ready(None) => {
                             *rest = None;
-                            if let Some(left @ 1..) = *due {
-                                return Poll::Ready(Some(Err(GatewayBodyError::Short {
-                                    expected: *received + left,
-                                    received: *received,
-                                })));
+                            match *due {
+                                Some(left @ 1..) => {
+                                    break GatewayBodyError::Short {
+                                        expected: *received + left,
+                                        received: *received,
+                                    };
+                                }
+                                _ => return Poll::Ready(None),
                             }
-                            return Poll::Ready(None);
                         }
                     }
-                }
+                };
+                // The failure waits one poll: an HTTP server writes out what it holds (the
+                // head, the last bytes) when the body has nothing for now, and drops it when
+                // the body fails; this way the client sees a response visibly cut off rather
+                // than none at all.
+                *fault = Some(failure);
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
         }
     }
@@ -266,7 +296,9 @@ impl Body for GatewayBody {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
             Kind::File(body) => body.is_end_stream(),
-            Kind::Stream { first, rest, .. } => first.is_none() && rest.is_none(),
+            Kind::Stream {
+                first, rest, fault, ..
+            } => first.is_none() && rest.is_none() && fault.is_none(),
         }
     }
 

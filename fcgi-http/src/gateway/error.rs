@@ -54,6 +54,16 @@ pub enum GatewayError {
     /// The application's response head is unusable (malformed, too large, injection).
     #[error("invalid response from the FastCGI application: {0}")]
     BadResponse(#[source] CgiResponseError),
+    /// The application ended its response with fewer body bytes than the `Content-Length`
+    /// it announced, and this was known before the head was returned (a body found short
+    /// later ends with [`GatewayBodyError::Short`](super::GatewayBodyError::Short) instead).
+    #[error("FastCGI response body ended after {received} of the {expected} bytes announced")]
+    ShortBody {
+        /// The announced length.
+        expected: u64,
+        /// The bytes received.
+        received: u64,
+    },
     /// Local redirects went on past the configured maximum.
     #[error("more than {0} local redirects")]
     RedirectLoop(u32),
@@ -95,7 +105,9 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Spill(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Backend(e) => backend_status(e),
-            Self::BadResponse(_) | Self::RedirectLoop(_) => StatusCode::BAD_GATEWAY,
+            Self::BadResponse(_) | Self::ShortBody { .. } | Self::RedirectLoop(_) => {
+                StatusCode::BAD_GATEWAY
+            }
         }
     }
 

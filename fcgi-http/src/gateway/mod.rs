@@ -16,8 +16,14 @@
 //!    502). A local redirect (`Location: /path` without `Status`) is served as a new `GET`
 //!    of that path, as RFC 3875 §6.2.2 asks (at most
 //!    [`GatewayConfig::max_internal_redirects`] times).
-//! 5. The response is returned with a [`GatewayBody`] streaming the rest of `STDOUT` and an
-//!    [`Outcome`] extension (application status and `STDERR`, filled at the end).
+//! 5. The body is read ahead, bounded: up to its first bytes, then only what has already
+//!    arrived (at most 64 KiB), so that a failure already known (the connection closed
+//!    mid-body, a body shorter than its `Content-Length`) is a 502 rather than a response cut
+//!    off after its status line.
+//! 6. The response is returned with a [`GatewayBody`] streaming the rest of `STDOUT` and an
+//!    [`Outcome`] extension (application status and `STDERR`, filled at the end). A failure
+//!    after that point ends the body with an error: the HTTP server cuts the response off
+//!    visibly (no last chunk, or fewer bytes than its `Content-Length`) and closes.
 //!
 //! Failures are [`GatewayError`]s carrying their HTTP status (502, 503 for `OVERLOADED`, 504
 //! for timeouts); wrap the gateway in [`ErrorsAsResponses`] to turn them into responses.
@@ -29,6 +35,7 @@ mod body;
 mod config;
 mod error;
 mod files;
+mod read_ahead;
 mod upload;
 
 use std::future::Future;
@@ -54,6 +61,7 @@ pub use error::{BoxError, ErrorsAsResponses, GatewayError};
 use crate::request::{CgiConfig, ConnInfo, MapError, ScriptResolution, build_params, decoded_path};
 use crate::response::{CgiResponseParser, Head, ParsedHead};
 use files::TryFiles;
+use read_ahead::{Ahead, read_ahead};
 
 /// Body bytes nobody will read (after a local-redirect head, or of a `HEAD`/204/304 response)
 /// that are read and discarded so that the connection stays usable; a longer body closes it
@@ -288,7 +296,19 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
                     let outcome = Outcome::default();
                     let body = if has_body(&current.method, head.status) {
                         let content_length = announced_length(&head);
-                        GatewayBody::stream(parsed.body, response, outcome.clone(), content_length)
+                        match read_ahead(parsed.body, response, content_length).await? {
+                            Ahead::Complete { body, end } => {
+                                body::report(&end);
+                                outcome.set(end);
+                                GatewayBody::complete(body, content_length)
+                            }
+                            Ahead::Partial { first, response } => GatewayBody::stream(
+                                first,
+                                *response,
+                                outcome.clone(),
+                                content_length,
+                            ),
+                        }
                     } else {
                         // HTTP servers never read this body: finish the FastCGI request in
                         // the background so that its connection is kept and its STDERR and
