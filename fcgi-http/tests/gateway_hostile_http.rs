@@ -206,3 +206,78 @@ async fn a_large_body_cut_off_at_once_keeps_its_status_line() {
     );
     task.abort();
 }
+
+/// The application answers early: it reads none of a 16 MiB upload, sends a 4 MiB body and
+/// ends the request while the upload is still arriving. The client, still sending, must get
+/// the whole 4 MiB: the gateway reads the rest of the upload to its end in the background
+/// (as nginx's lingering close does) instead of closing a socket with unread input, whose
+/// reset would destroy response bytes the client has not read yet.
+#[tokio::test]
+async fn an_early_answer_during_a_large_upload_arrives_whole() {
+    const ANSWER: usize = 4 << 20;
+    const UPLOAD: usize = 16 << 20;
+    let (addr, task) = backend(
+        1,
+        Arc::new(|_, mut sock| {
+            Box::pin(async move {
+                // BEGIN_REQUEST and the params, then answer at once.
+                let mut params_ended = false;
+                while !params_ended {
+                    match read_rec(&mut sock).await {
+                        Ok(Some(r)) => params_ended = r.ty == PARAMS && r.content.is_empty(),
+                        _ => return,
+                    }
+                }
+                let mut out = recs(STDOUT, 1, b"Content-Type: text/plain\r\n\r\n");
+                out.extend(recs(STDOUT, 1, &vec![b'a'; ANSWER]));
+                out.extend(full_answer(1, b""));
+                let _ = sock.write_all(&out).await;
+                // Then read whatever the gateway still sends, until it closes.
+                let _ = wait_for_close_or_abort(&mut sock).await;
+            })
+        }),
+    )
+    .await;
+    let (http, server) = serve_http(gateway(addr, |_| {})).await;
+    let sock = TcpStream::connect(http).await.unwrap();
+    let (mut reader, mut writer) = sock.into_split();
+    let upload = tokio::spawn(async move {
+        let head = format!(
+            "POST /upload.php HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: {UPLOAD}\r\n\r\n"
+        );
+        writer.write_all(head.as_bytes()).await?;
+        let piece = vec![b'u'; 64 * 1024];
+        for _ in 0..UPLOAD / piece.len() {
+            writer.write_all(&piece).await?;
+        }
+        std::io::Result::Ok(writer)
+    });
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    // Until the last chunk, or the server closes.
+    while !seen.ends_with(b"\r\n0\r\n\r\n") {
+        match bounded(reader.read(&mut buf)).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    let end = seen
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no response head");
+    let head = String::from_utf8_lossy(&seen[..end]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    let body = &seen[end + 4..];
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    // The payload bytes: every 'a' (the chunk framing holds none).
+    let decoded = body.iter().filter(|&&b| b == b'a').count();
+    assert_eq!(decoded, ANSWER, "{head}");
+    assert!(seen.ends_with(b"\r\n0\r\n\r\n"), "the response did not end");
+    // And the whole upload was taken (the connection was not closed on the client).
+    bounded(upload)
+        .await
+        .unwrap()
+        .expect("the upload was cut off");
+    server.abort();
+    task.abort();
+}

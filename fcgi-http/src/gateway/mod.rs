@@ -238,6 +238,10 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
                 let runtime = runtime.clone();
                 move |d| runtime.sleep(d)
             }),
+            spawn: Arc::new({
+                let runtime = runtime.clone();
+                move |task| runtime.spawn(task)
+            }),
         };
         let prepare = upload::prepare(
             idle,

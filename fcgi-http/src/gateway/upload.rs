@@ -4,6 +4,7 @@
 
 use std::io::{self, Read, Seek, Write};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -74,11 +75,57 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, GatewayError> {
     Ok(found)
 }
 
-/// The longest a streamed body may go without a byte, and the runtime's timer.
+/// The longest a streamed body may go without a byte, the runtime's timer, and where the
+/// rest of a body the application did not wait for is read (see [`Forwarding`]).
 #[derive(Clone)]
 pub(crate) struct Idle {
     pub(crate) limit: std::time::Duration,
     pub(crate) sleep: Arc<dyn Fn(std::time::Duration) -> BoxFuture<()> + Send + Sync>,
+    pub(crate) spawn: Arc<dyn Fn(BoxFuture<()>) + Send + Sync>,
+}
+
+/// The longest the rest of an upload is read after the application answered without it
+/// (nginx's `lingering_time`).
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A streamed request body on its way to `FCGI_STDIN`. The application may end the request
+/// before reading all of it (an early answer: a 413 of its own, a redirect, a result computed
+/// from the head); the client is then still sending. Dropping the body there would make the
+/// HTTP server close a connection with unread input, and the reset that follows can destroy
+/// response bytes the client has not read yet. So a body dropped before its end is read to
+/// its end in the background and thrown away (nginx's lingering close), bounded: at most the
+/// bytes its `content-length` still owes, each read within the idle limit, all within
+/// [`DRAIN_TIME`].
+struct Forwarding<B: Body + Send + 'static> {
+    /// `None` once the body ended or failed (nothing left to drain).
+    body: Option<Pin<Box<B>>>,
+    idle: Option<Idle>,
+}
+
+impl<B> Drop for Forwarding<B>
+where
+    B: Body + Send + 'static,
+{
+    fn drop(&mut self) {
+        let (Some(mut body), Some(idle)) = (self.body.take(), self.idle.take()) else {
+            return;
+        };
+        let sleep = Arc::clone(&idle.sleep);
+        let drain = async move {
+            let read_all = async {
+                loop {
+                    let timer = (idle.sleep)(idle.limit);
+                    match futures_util::future::select(body.frame(), timer).await {
+                        futures_util::future::Either::Left((Some(Ok(_)), _)) => {}
+                        _ => return,
+                    }
+                }
+            };
+            let deadline = sleep(DRAIN_TIME);
+            futures_util::future::select(std::pin::pin!(read_all), deadline).await;
+        };
+        (idle.spawn)(Box::pin(drain));
+    }
 }
 
 /// What is known of a body's length before reading it.
@@ -261,16 +308,17 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    futures_util::stream::unfold(Some((Box::pin(body), 0u64)), move |state| {
+    let forwarding = Forwarding {
+        body: Some(Box::pin(body)),
+        idle,
+    };
+    futures_util::stream::unfold(Some((forwarding, 0u64)), move |state| {
         let fault = fault.clone();
-        let idle = idle.clone();
         async move {
-            let (mut body, sent) = state?;
-            let fail = |e: io::Error| {
-                fault.set(&e);
-                Some((Err(e), None))
-            };
-            loop {
+            let (mut forwarding, sent) = state?;
+            let idle = forwarding.idle.clone();
+            let body = forwarding.body.as_mut()?;
+            let next = loop {
                 let frame = match &idle {
                     None => body.frame().await,
                     Some(idle) => {
@@ -278,7 +326,7 @@ where
                         match futures_util::future::select(body.frame(), timer).await {
                             futures_util::future::Either::Left((frame, _)) => frame,
                             futures_util::future::Either::Right(((), _)) => {
-                                return fail(io::Error::new(
+                                break Err(io::Error::new(
                                     io::ErrorKind::TimedOut,
                                     format!("request body idle for {:?}", idle.limit),
                                 ));
@@ -287,14 +335,14 @@ where
                     }
                 };
                 match frame {
-                    None if sent == len => return None,
+                    None if sent == len => break Ok(None),
                     None => {
-                        return fail(io::Error::new(
+                        break Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
                             format!("request body ended after {sent} of {len} bytes"),
                         ));
                     }
-                    Some(Err(e)) => return fail(io::Error::other(e.into())),
+                    Some(Err(e)) => break Err(io::Error::other(e.into())),
                     Some(Ok(frame)) => {
                         let Ok(mut data) = frame.into_data() else {
                             continue; // trailers: CGI has no place for them
@@ -303,15 +351,31 @@ where
                         if n == 0 {
                             continue;
                         }
-                        let total = sent + n as u64;
-                        if total > len {
-                            return fail(io::Error::new(
+                        if sent + n as u64 > len {
+                            break Err(io::Error::new(
                                 io::ErrorKind::InvalidData,
                                 format!("request body longer than its content-length {len}"),
                             ));
                         }
-                        return Some((Ok(data.copy_to_bytes(n)), Some((body, total))));
+                        break Ok(Some(data.copy_to_bytes(n)));
                     }
+                }
+            };
+            match next {
+                Ok(Some(piece)) => {
+                    let total = sent + piece.len() as u64;
+                    Some((Ok(piece), Some((forwarding, total))))
+                }
+                Ok(None) => {
+                    // The whole body went out: nothing to drain.
+                    forwarding.body = None;
+                    None
+                }
+                Err(e) => {
+                    fault.set(&e);
+                    // A failed body is not drained either.
+                    forwarding.body = None;
+                    Some((Err(e), None))
                 }
             }
         }
