@@ -25,6 +25,8 @@
 pub use fcgi_core;
 
 pub mod app;
+#[cfg(feature = "balance")]
+pub mod balance;
 pub mod gateway;
 mod hop;
 pub mod request;

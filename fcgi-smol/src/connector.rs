@@ -26,6 +26,10 @@ impl SmolConnector {
 impl Connector for SmolConnector {
     type Io = Stream;
 
+    fn backend(&self) -> Option<&Backend> {
+        Some(&self.backend)
+    }
+
     fn connect(&self) -> BoxFuture<io::Result<Stream>> {
         let backend = self.backend.clone();
         Box::pin(async move {

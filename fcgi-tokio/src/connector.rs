@@ -30,6 +30,10 @@ impl From<Backend> for TokioConnector {
 impl Connector for TokioConnector {
     type Io = Stream;
 
+    fn backend(&self) -> Option<&Backend> {
+        Some(&self.backend)
+    }
+
     fn connect(&self) -> BoxFuture<io::Result<Stream>> {
         let backend = self.backend.clone();
         Box::pin(async move {

@@ -53,6 +53,26 @@ impl ClientError {
         }
     }
 
+    /// Whether no connection to the backend could be opened (refused, unreachable, or the
+    /// connect timeout): the request never reached the application, and the backend looks
+    /// down.
+    ///
+    /// ```
+    /// use fcgi_driver::client::{ClientError, CONNECT_TIMEOUT};
+    /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    /// assert!(ClientError::Connect(refused).is_connect_failure());
+    /// assert!(ClientError::Timeout(CONNECT_TIMEOUT).is_connect_failure());
+    /// assert!(!ClientError::Timeout("read timeout").is_connect_failure());
+    /// assert!(!ClientError::Truncated.is_connect_failure());
+    /// ```
+    pub fn is_connect_failure(&self) -> bool {
+        match self {
+            Self::Connect(_) => true,
+            Self::Timeout(which) => *which == super::CONNECT_TIMEOUT,
+            _ => false,
+        }
+    }
+
     /// An equivalent error (io errors are not `Clone`; their kind and text are kept).
     pub(crate) fn duplicate(&self) -> Self {
         fn io_copy(e: &io::Error) -> io::Error {

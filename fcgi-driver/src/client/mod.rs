@@ -46,6 +46,11 @@ pub trait Connector: Send + Sync + 'static {
     type Io: Transport;
     /// Connects (the client applies its connect timeout around this).
     fn connect(&self) -> BoxFuture<io::Result<Self::Io>>;
+    /// The backend this connects to, if it is one a [`Backend`] names (for logs and
+    /// `Debug`); `None` by default.
+    fn backend(&self) -> Option<&Backend> {
+        None
+    }
 }
 
 /// Most concurrent requests we put on one multiplexed connection when the backend does not
@@ -53,6 +58,8 @@ pub trait Connector: Send + Sync + 'static {
 const DEFAULT_MUX_REQUESTS: u16 = 16;
 /// New connections in a row that may die before their first use, per request.
 const MAX_STILLBORN_CONNECTIONS: u32 = 3;
+/// The name of the connect timeout in [`ClientError::Timeout`].
+pub const CONNECT_TIMEOUT: &str = "connect timeout";
 /// How long the multiplexing probe waits for `GET_VALUES_RESULT`.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -73,9 +80,11 @@ impl<R: Runtime, C: Connector> Clone for Client<R, C> {
 
 impl<R: Runtime, C: Connector> std::fmt::Debug for Client<R, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("connections", &self.inner.pool.len())
-            .finish()
+        let mut f = f.debug_struct("Client");
+        if let Some(backend) = self.inner.connector.backend() {
+            f.field("backend", &format_args!("{backend}"));
+        }
+        f.field("connections", &self.inner.pool.len()).finish()
     }
 }
 
@@ -171,6 +180,37 @@ impl<R: Runtime, C: Connector> Client<R, C> {
             feeder_tasks: g.feeder_tasks.get(),
             request_entries: g.request_entries.get(),
             waiters: self.inner.pool.waiters(),
+        }
+    }
+
+    /// Opens a connection to the backend (within the connect timeout) and closes it again:
+    /// whether the backend accepts connections now. A health check for a backend found dead
+    /// (see `fcgi_http::balance`); the connection does not enter the pool, so it pins no
+    /// php-fpm worker.
+    ///
+    /// ```
+    /// # async fn demo<R: fcgi_driver::runtime::Runtime, C: fcgi_driver::client::Connector>(
+    /// #     client: &fcgi_driver::client::Client<R, C>) {
+    /// if client.connect_check().await.is_err() {
+    ///     eprintln!("the backend refuses connections");
+    /// }
+    /// # }
+    /// ```
+    pub async fn connect_check(&self) -> Result<(), ClientError> {
+        let inner = &self.inner;
+        match with_timeout(
+            &inner.rt,
+            inner.opts.connect_timeout,
+            inner.connector.connect(),
+        )
+        .await
+        {
+            Some(Ok(io)) => {
+                drop(io);
+                Ok(())
+            }
+            Some(Err(e)) => Err(ClientError::Connect(e)),
+            None => Err(ClientError::Timeout(CONNECT_TIMEOUT)),
         }
     }
 
@@ -337,7 +377,7 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
                 drop(reservation);
                 return Err(match failed {
                     Some(Err(e)) => ClientError::Connect(e),
-                    _ => ClientError::Timeout("connect timeout"),
+                    _ => ClientError::Timeout(CONNECT_TIMEOUT),
                 });
             }
         };

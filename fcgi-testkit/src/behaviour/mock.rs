@@ -480,6 +480,10 @@ impl<C: Connector> MockConnector<C> {
 impl<C: Connector> Connector for MockConnector<C> {
     type Io = Mock<C::Io>;
 
+    fn backend(&self) -> Option<&fcgi_driver::client::Backend> {
+        self.inner.backend()
+    }
+
     fn connect(&self) -> BoxFuture<io::Result<Self::Io>> {
         let connecting = self.inner.connect();
         let plan = Arc::clone(&self.plan);
