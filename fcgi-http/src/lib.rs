@@ -17,14 +17,35 @@
 //! - [`response`]: the incremental CGI response head parser the gateway uses (pure).
 //!
 //! Demos: `cargo run -p fcgi-http --example reverse_proxy` (both halves in one binary),
-//! `php_gateway` (HTTPS in front of php-fpm) and `migration` (some routes in Rust, the rest
-//! in PHP).
+//! `php_gateway` (HTTPS in front of php-fpm), `migration` (some routes in Rust, the rest
+//! in PHP) and `axum_php` (php-fpm behind `axum::serve`, with the `axum` feature).
+//!
+//! # Features
+//!
+//! - `axum` (off by default): axum 0.8 glue for the connection facts.
+//!   - [`ConnInfo`] implements axum's `Connected` for `axum::serve` on a TCP listener, so
+//!     `router.into_make_service_with_connect_info::<ConnInfo>()` gives PHP the real
+//!     `REMOTE_ADDR`/`REMOTE_PORT` and `SERVER_ADDR`/`SERVER_PORT`.
+//!   - The [`gateway`] also reads axum's `ConnectInfo<ConnInfo>` and `ConnectInfo<SocketAddr>`
+//!     (the remote address only; the local one then comes from
+//!     [`GatewayConfig::fallback_conn_info`](gateway::GatewayConfig::fallback_conn_info)).
+//!   - [`app::request_parts`] also inserts `ConnectInfo<SocketAddr>` built from
+//!     `REMOTE_ADDR`/`REMOTE_PORT`, so the axum extractor works in an application served
+//!     by [`app::ServiceHandler`].
+//!
+//!   Without it, the HTTP server glue inserts a [`ConnInfo`] extension per connection itself
+//!   (see [`ConnInfo`]).
+//! - `balance` (off by default): several backends behind one gateway,
+//!   [`balance::Balanced`]: `tower::balance` (power of two choices) over health-checked
+//!   gateways, a backend refusing connections skipped until it accepts one again.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub use fcgi_core;
 
 pub mod app;
+#[cfg(feature = "axum")]
+mod axum_conn;
 #[cfg(feature = "balance")]
 pub mod balance;
 pub mod gateway;

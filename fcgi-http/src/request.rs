@@ -111,6 +111,26 @@ impl CgiConfig {
 }
 
 /// Facts about the connection the request arrived on.
+///
+/// The [gateway](crate::gateway) reads them from the request's extensions. Insert one per
+/// connection in your HTTP server glue (hyper: in the service made for each accepted
+/// connection):
+///
+/// ```
+/// use fcgi_http::ConnInfo;
+///
+/// let local = "192.0.2.1:443".parse()?;
+/// let remote = "198.51.100.7:50123".parse()?;
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(ConnInfo::new(local, remote, true));
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
+///
+/// With the `axum` feature, `axum::serve` can do it:
+/// `router.into_make_service_with_connect_info::<ConnInfo>()` on a TCP listener (`ConnInfo`
+/// then implements axum's `Connected`; a Unix listener has no addresses to give). The gateway
+/// also understands axum's plain `ConnectInfo<SocketAddr>`, which knows only the remote
+/// address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnInfo {

@@ -87,7 +87,7 @@ trap 'exit 143' TERM
 # Builds the fcgi-http examples and sets BIN to the directory holding them.
 build_examples() {
   say "building the fcgi-http examples"
-  (cd "$REPO_ROOT" && cargo build -q -p fcgi-http --examples)
+  (cd "$REPO_ROOT" && cargo build -q -p fcgi-http --examples --all-features)
   local target
   target=$(cd "$REPO_ROOT" && cargo metadata --format-version 1 --no-deps \
     | grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4)

@@ -173,7 +173,10 @@ impl FcgiRequest {
 ///   does not make a valid header name or value is skipped (logged at debug level), never an
 ///   error: one odd header must not cost the whole request. When a name repeats, the last
 ///   value wins, as in [`Params::get`] (web servers join repeated headers into one variable).
-/// - **Extensions**: an [`HttpConn`]. ([`ServiceHandler`](super::ServiceHandler) adds the
+/// - **Extensions**: an [`HttpConn`]. With the `axum` feature, also axum's
+///   `ConnectInfo<SocketAddr>` (the [`HttpConn::remote`] address), when `REMOTE_ADDR` and
+///   `REMOTE_PORT` both parse: an axum handler's `ConnectInfo` extractor then names the
+///   client the web server saw. ([`ServiceHandler`](super::ServiceHandler) adds the
 ///   [`FcgiRequest`] and the [`Params`] themselves.)
 ///
 /// # Errors
@@ -205,6 +208,15 @@ impl FcgiRequest {
 /// assert_eq!(parts.headers["content-length"], "17");
 /// let conn = parts.extensions.get::<HttpConn>().unwrap();
 /// assert_eq!(conn.remote(), Some("192.0.2.7:50123".parse()?));
+/// // With the `axum` feature, the same address for axum's `ConnectInfo` extractor:
+/// # #[cfg(feature = "axum")]
+/// assert_eq!(
+///     parts
+///         .extensions
+///         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+///         .map(|info| info.0),
+///     conn.remote(),
+/// );
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn request_parts(params: &Params, role: Role) -> Result<http::request::Parts, ParamsError> {
@@ -217,6 +229,10 @@ pub fn request_parts(params: &Params, role: Role) -> Result<http::request::Parts
     parts.uri = uri;
     parts.version = version(params.get(b"SERVER_PROTOCOL").unwrap_or_default());
     parts.headers = headers;
+    #[cfg(feature = "axum")]
+    if let Some(remote) = conn.remote() {
+        parts.extensions.insert(axum::extract::ConnectInfo(remote));
+    }
     parts.extensions.insert(conn);
     Ok(parts)
 }
@@ -411,5 +427,50 @@ fn encode(out: &mut Vec<u8>, raw: &[u8], keep: impl Fn(u8) -> bool) {
         } else {
             out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
+    }
+}
+
+#[cfg(all(test, feature = "axum"))]
+mod axum_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::net::SocketAddr;
+
+    use axum::extract::ConnectInfo;
+    use fcgi_core::{Params, Role};
+
+    fn parts(pairs: &[(&str, &str)]) -> http::request::Parts {
+        let mut p = Params::new();
+        p.push(&b"REQUEST_METHOD"[..], &b"GET"[..]).unwrap();
+        p.push(&b"REQUEST_URI"[..], &b"/"[..]).unwrap();
+        for (n, v) in pairs {
+            p.push(n.as_bytes(), v.as_bytes()).unwrap();
+        }
+        super::request_parts(&p, Role::Responder).unwrap()
+    }
+
+    fn connect_info(parts: &http::request::Parts) -> Option<SocketAddr> {
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0)
+    }
+
+    #[test]
+    fn connect_info_is_the_remote_address_ipv6_included() {
+        let p = parts(&[("REMOTE_ADDR", "2001:db8::7"), ("REMOTE_PORT", "61000")]);
+        assert_eq!(
+            connect_info(&p),
+            Some("[2001:db8::7]:61000".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn no_connect_info_without_both_address_and_port() {
+        assert_eq!(connect_info(&parts(&[("REMOTE_ADDR", "192.0.2.7")])), None);
+        assert_eq!(connect_info(&parts(&[("REMOTE_PORT", "50123")])), None);
+        // A web server on a Unix socket sends `unix:` as the address.
+        let p = parts(&[("REMOTE_ADDR", "unix:"), ("REMOTE_PORT", "0")]);
+        assert_eq!(connect_info(&p), None);
     }
 }

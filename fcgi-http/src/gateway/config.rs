@@ -112,9 +112,11 @@ pub struct GatewayConfig {
     /// `None` (the default; and on smol, which tower-http's file service does not run on):
     /// a static file is answered `404`, unless you plug in your own [`StaticFiles`].
     pub static_files: Option<StaticFilesHandle>,
-    /// Connection facts used when a request carries no [`ConnInfo`] extension (the HTTP
-    /// server glue should insert one per connection). Default: `127.0.0.1:80` ← `127.0.0.1:0`,
-    /// no TLS.
+    /// Connection facts used when a request carries none (the HTTP server glue should insert
+    /// a [`ConnInfo`] per connection; see the [module docs](super) for what else is read).
+    /// Under axum's `ConnectInfo<SocketAddr>`, which knows only the client, its `local` and
+    /// `tls` still apply: set `local` to the listener's address. Default: `127.0.0.1:80` ←
+    /// `127.0.0.1:0`, no TLS.
     pub fallback_conn_info: ConnInfo,
 }
 

@@ -9,7 +9,11 @@
 //!    [`UnknownLength`] (411, or buffered so that `CONTENT_LENGTH` is exact: php-fpm ignores
 //!    a body without it).
 //! 2. Its head becomes CGI params with [`build_params`] (nginx's `fastcgi_params`), using the
-//!    [`ConnInfo`] extension the HTTP server glue inserted (a refused path → 400/404).
+//!    connection facts found in its extensions (a refused path → 400/404): a [`ConnInfo`]
+//!    the HTTP server glue inserted; with the `axum` feature, axum's `ConnectInfo<ConnInfo>`
+//!    (`axum::serve` with `into_make_service_with_connect_info::<ConnInfo>()`), then
+//!    `ConnectInfo<SocketAddr>` (the remote address; the local one from the fallback);
+//!    otherwise [`GatewayConfig::fallback_conn_info`].
 //! 3. The request is sent on the pooled [`Client`]; the body streams in while the response
 //!    streams out.
 //! 4. `STDOUT` is fed to a [`CgiResponseParser`] until the head is complete (a bad head →
@@ -191,11 +195,7 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
     {
         let config = &*self.config;
         let (parts, body) = request.into_parts();
-        let conn = parts
-            .extensions
-            .get::<ConnInfo>()
-            .copied()
-            .unwrap_or(config.fallback_conn_info);
+        let conn = conn_info(&parts.extensions, &config.fallback_conn_info);
         let length = upload::length(&parts.headers, &body, config.max_body_bytes)?;
         // The path is mapped (and a bad one refused) before any body byte is read.
         let mapped = build_params(&parts, length.content_length(), &conn, &config.cgi);
@@ -345,6 +345,29 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
             }
         }
     }
+}
+
+/// The connection facts of a request, from the first of these found in its extensions: our
+/// [`ConnInfo`]; with the `axum` feature, axum's `ConnectInfo<ConnInfo>`, then its
+/// `ConnectInfo<SocketAddr>` (the remote address, the rest from `fallback`); else `fallback`.
+fn conn_info(extensions: &http::Extensions, fallback: &ConnInfo) -> ConnInfo {
+    if let Some(conn) = extensions.get::<ConnInfo>() {
+        return *conn;
+    }
+    #[cfg(feature = "axum")]
+    {
+        use axum::extract::ConnectInfo;
+        if let Some(ConnectInfo(conn)) = extensions.get::<ConnectInfo<ConnInfo>>() {
+            return *conn;
+        }
+        if let Some(ConnectInfo(remote)) = extensions.get::<ConnectInfo<std::net::SocketAddr>>() {
+            return ConnInfo {
+                remote: *remote,
+                ..*fallback
+            };
+        }
+    }
+    *fallback
 }
 
 /// Whether a response to `method` with `status` has a body (not for `HEAD`, 1xx, 204 or 304,
