@@ -11,7 +11,10 @@
 //! - HTTP/1.1 and HTTP/2 (ALPN over TLS; prior knowledge over plain HTTP), with hyper.
 //! - `--tls-self-signed` generates a certificate for `localhost`, `127.0.0.1` and `::1` at
 //!   start (rcgen), prints its SHA-256 fingerprint and, with `--cert-out`, writes it as PEM.
-//! - `--backend` is `tcp:HOST:PORT` or `unix:PATH` (php-fpm's `listen`).
+//! - `--backend` is `tcp:HOST:PORT`, `tcp:NAME:PORT` (resolved at each connect) or
+//!   `unix:PATH` (php-fpm's `listen`). Repeat it for several php-fpm pools: requests are
+//!   spread over them (`fcgi_http::balance`, tower's power of two choices), and a pool that
+//!   refuses connections is skipped until it accepts one again.
 //! - `--root` is the document root *as php-fpm sees it* (`SCRIPT_FILENAME` is built from it).
 //! - Scripts are found like nginx's `fastcgi_split_path_info` + `fastcgi_index`:
 //!   `/a.php/x` runs `/a.php` with `PATH_INFO=/x`, `/dir/` runs `/dir/index.php` (`--index`
@@ -31,16 +34,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use common::{Args, BoxError, SelfSigned, UsageError};
-use fcgi_http::gateway::{Gateway, GatewayConfig, LocalRoot};
+use fcgi_http::balance::{BalanceOptions, Balanced};
+use fcgi_http::gateway::{ErrorsAsResponses, Gateway, GatewayConfig, LocalRoot};
 use fcgi_http::request::ScriptResolution;
 use fcgi_tokio::Backend;
 use fcgi_tokio::client::ClientOptions;
 
 const USAGE: &str = "\
-usage: php_gateway --backend tcp:HOST:PORT|unix:PATH --root DIR [options]
+usage: php_gateway --backend tcp:HOST:PORT|unix:PATH [--backend ...] --root DIR [options]
 
   --listen ADDR              HTTP(S) address to listen on (default 127.0.0.1:8080; port 0 picks one)
-  --backend ADDR             php-fpm's address: tcp:127.0.0.1:9000 or unix:/run/php/php-fpm.sock
+  --backend ADDR             php-fpm's address: tcp:127.0.0.1:9000, tcp:php:9000 or
+                             unix:/run/php/php-fpm.sock; repeated: requests are balanced
+                             over the pools, one refusing connections is skipped until back
   --root DIR                 document root as php-fpm sees it
   --index FILE               script for paths ending in / (default index.php)
   --front-controller FILE    run FILE (relative to the root) for every request instead
@@ -62,8 +68,8 @@ usage: php_gateway --backend tcp:HOST:PORT|unix:PATH --root DIR [options]
 /// The command line.
 struct Options {
     listen: SocketAddr,
-    backend: Backend,
-    backend_text: String,
+    /// Each `--backend`, parsed, and as given.
+    backends: Vec<(Backend, String)>,
     root: PathBuf,
     index: String,
     front_controller: Option<String>,
@@ -80,7 +86,7 @@ impl Options {
     /// Parses the arguments; `Ok(None)` for `--help`.
     fn parse(mut args: Args) -> Result<Option<Self>, UsageError> {
         let mut listen = SocketAddr::from(([127, 0, 0, 1], 8080));
-        let mut backend = None;
+        let mut backends = Vec::new();
         let mut root = None;
         let mut index = "index.php".to_owned();
         let mut front_controller = None;
@@ -99,7 +105,7 @@ impl Options {
                     let parsed: Backend = text
                         .parse()
                         .map_err(|e| UsageError(format!("--backend {text:?}: {e}")))?;
-                    backend = Some((parsed, text));
+                    backends.push((parsed, text));
                 }
                 "--root" => root = Some(args.value::<PathBuf>(&flag)?),
                 "--index" => index = args.value(&flag)?,
@@ -116,8 +122,9 @@ impl Options {
                 other => return Err(common::unknown(other)),
             }
         }
-        let (backend, backend_text) =
-            backend.ok_or_else(|| UsageError("--backend is required".into()))?;
+        if backends.is_empty() {
+            return Err(UsageError("--backend is required".into()));
+        }
         let root = root.ok_or_else(|| UsageError("--root is required".into()))?;
         // php-fpm needs an absolute SCRIPT_FILENAME; a relative root is taken from here.
         let root = std::path::absolute(&root)
@@ -132,8 +139,7 @@ impl Options {
         }
         Ok(Some(Self {
             listen,
-            backend,
-            backend_text,
+            backends,
             root,
             index,
             front_controller,
@@ -199,11 +205,19 @@ async fn run(options: Options) -> Result<(), BoxError> {
     let mut client_options = ClientOptions::default();
     client_options.max_connections = 4;
     client_options.read_timeout = std::time::Duration::from_secs(options.read_timeout);
-    let client = fcgi_tokio::client(options.backend.clone(), client_options);
+    let mut gateways: Vec<_> = options
+        .backends
+        .iter()
+        .map(|(backend, _)| {
+            let client = fcgi_tokio::client(backend.clone(), client_options.clone());
+            Gateway::new(client, config.clone())
+        })
+        .collect();
 
-    // 3. The gateway: a tower Service<http::Request<B>>. `errors_as_responses` turns a
-    //    backend failure into a 502/503/504 response (and logs why) instead of an error.
-    let gateway = Gateway::new(client, config).errors_as_responses();
+    // 3. The gateway: a tower Service<http::Request<B>>, one per backend; several are
+    //    balanced as one (`Balanced`). `errors_as_responses` turns a backend failure into a
+    //    502/503/504 response (and logs why) instead of an error.
+    let single = (gateways.len() == 1).then(|| gateways.remove(0));
 
     // 4. The HTTP side: hyper, with or without TLS.
     let tls = if options.tls {
@@ -215,7 +229,9 @@ async fn run(options: Options) -> Result<(), BoxError> {
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("php_gateway: serving {scheme}://{local}/ (HTTP/1.1 and HTTP/2)");
-    println!("  php-fpm:       {}", options.backend_text);
+    for (_, text) in &options.backends {
+        println!("  php-fpm:       {text}");
+    }
     println!("  document root: {root}");
     match (&options.front_controller, &options.try_files) {
         (Some(file), _) => println!("  every request runs {file}"),
@@ -249,13 +265,15 @@ async fn run(options: Options) -> Result<(), BoxError> {
     }
     println!("Ctrl-C to stop.");
 
-    common::serve(
-        listener,
-        tls.map(|t| t.acceptor),
-        gateway,
-        common::shutdown_signal(),
-    )
-    .await;
+    let tls = tls.map(|t| t.acceptor);
+    let stop = common::shutdown_signal();
+    match single {
+        Some(gateway) => common::serve(listener, tls, gateway.errors_as_responses(), stop).await,
+        None => {
+            let balanced = Balanced::new(gateways, BalanceOptions::default())?;
+            common::serve(listener, tls, ErrorsAsResponses::new(balanced), stop).await;
+        }
+    }
     println!("php_gateway: stopped");
     Ok(())
 }

@@ -14,6 +14,8 @@
 # D. a backend nobody listens on: 502. A bad argument: usage and exit status 2.
 # F. --try-files index.php (run before D): static files (tower-http: type, ranges), an
 #    upload served and never run, pretty URLs and the uploads hole to the front controller.
+# G. two --backend, one dead: requests go to the live one (at most one 502, the request that
+#    found the dead one refusing).
 # E. Ctrl-C while a request is in flight (php/site/wait.php, held by a marker file): new
 #    connections are refused at once, the request in flight still gets its full answer,
 #    then the gateway exits 0.
@@ -153,6 +155,28 @@ status=0
 [ "$status" = 2 ] || fail "a bad --backend: exit status $status, expected 2"
 grep -q '^usage: php_gateway' "$WORK/usage.log" || fail "a bad --backend printed no usage"
 say "D: 502 for a dead backend, usage + exit 2 for a bad argument: ok"
+
+say "G. two backends, one of them dead: balanced, the dead one skipped"
+start gw-g "$BIN/php_gateway" --listen 127.0.0.1:0 --backend "unix:$WORK/nobody.sock" \
+  --backend "$PHP_FPM_TCP" --root "$ROOT"
+pid=$LAST_PID
+wait_for_url gw-g "$pid"
+failed=0
+for ((i = 0; i < 20; i++)); do
+  out=$(curl -sS --max-time 20 -o /dev/null -w '%{http_code}' "$URL/index.php") \
+    || fail "curl $URL/index.php failed"
+  case $out in
+    200) ;;
+    502) failed=$((failed + 1)) ;;
+    *) fail "two backends: status $out" ;;
+  esac
+done
+# Sequential requests: only the first one sent to the dead backend can fail.
+[ "$failed" -le 1 ] || fail "two backends, one dead: $failed of 20 requests failed"
+grep -q "taken out of the balance" "$WORK/gw-g.log" \
+  || fail "the dead backend was not reported as taken out of the balance"
+stop_gracefully gw-g "$pid"
+say "G: 20 requests over a dead and a live backend, $failed failed (at most 1): ok"
 
 say "E. Ctrl-C with a request in flight"
 start gw-e "$BIN/php_gateway" --listen 127.0.0.1:0 --backend "$PHP_FPM_UNIX" --root "$ROOT"
