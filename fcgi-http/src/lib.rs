@@ -36,7 +36,7 @@
 //!   Without it, the HTTP server glue inserts a [`ConnInfo`] extension per connection itself
 //!   (see [`ConnInfo`]).
 //! - `balance` (off by default): several backends behind one gateway,
-//!   [`balance::Balanced`]: `tower::balance` (power of two choices) over health-checked
+//!   `balance::Balanced`: `tower::balance` (power of two choices) over health-checked
 //!   gateways, a backend refusing connections skipped until it accepts one again.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
