@@ -16,7 +16,6 @@ pub use fcgi_core;
 pub use inherited::{InheritedListener, inherited_listener};
 
 pub mod client;
-pub mod echo;
 mod inherited;
 mod log;
 mod pump;

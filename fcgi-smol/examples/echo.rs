@@ -1,4 +1,4 @@
-//! The echo FastCGI application on futures-io (behaviour: `fcgi_driver::echo`), on smol's
+//! The echo FastCGI application on futures-io (behaviour: `fcgi_echo`), on smol's
 //! executor or async-std's.
 //!
 //! ```text
@@ -11,7 +11,7 @@
 use std::io;
 
 use fcgi_core::server::RoleSet;
-use fcgi_smol::fcgi_driver::echo::{self, ListenArg};
+use fcgi_echo::{self as echo, ListenArg};
 use fcgi_smol::server::ServerOptions;
 use fcgi_smol::{Listener, SmolRuntime};
 

@@ -1,4 +1,4 @@
-//! A strict reading of the echo application's Responder answer (`fcgi_driver::echo`):
+//! A strict reading of the echo application's Responder answer (`fcgi_echo`):
 //!
 //! ```text
 //! role: responder

@@ -12,7 +12,7 @@
 //!   processes on loopback with per-test temporary directories, configs written by the test,
 //!   stopped (with their workers) when dropped; `cgi-fcgi` run as a bounded command.
 //! - [`http`]: a small blocking HTTP/1.1 client with timeouts.
-//! - [`echo`]: a strict parser of the echo application's answer (`fcgi_driver::echo`).
+//! - [`echo`]: a strict parser of the echo application's answer (`fcgi_echo`).
 //! - [`scenarios`]: the checks, one function per peer and setup.
 //! - [`php_fpm`] and [`php_fpm_suite`](mod@php_fpm_suite): real php-fpm as the application,
 //!   and the scenarios of our **client** against it, generic over a [`behaviour::Harness`]
@@ -46,7 +46,7 @@ pub use app::{App, AppAddr, AppParts, Listen, StartApp, Stats};
 /// Generates the interop tests for one runtime adapter.
 ///
 /// `start` is a [`StartApp`]: it binds where [`Listen`] says, serves
-/// `fcgi_driver::echo::handler` (all roles, multiplexing on) wrapped by
+/// `fcgi_echo::handler` (all roles, multiplexing on) wrapped by
 /// [`Stats::listener`] and [`Stats::handler`], and returns the bound address and a guard
 /// that stops the server when dropped. `echo_example` returns the path of the adapter's
 /// `echo` example binary (see [`tools::example_binary`]), used for the spawn-fcgi tests.

@@ -1,4 +1,4 @@
-//! The echo FastCGI application on tokio (behaviour: `fcgi_driver::echo`).
+//! The echo FastCGI application on tokio (behaviour: `fcgi_echo`).
 //!
 //! ```text
 //! cargo run -p fcgi-tokio --example echo -- --tcp 127.0.0.1:9000
@@ -10,7 +10,7 @@
 use std::io;
 
 use fcgi_core::server::RoleSet;
-use fcgi_tokio::fcgi_driver::echo::{self, ListenArg};
+use fcgi_echo::{self as echo, ListenArg};
 use fcgi_tokio::server::ServerOptions;
 use fcgi_tokio::{Listener, TokioRuntime};
 
@@ -39,9 +39,6 @@ async fn main() -> io::Result<()> {
         }
     });
     server
-        .serve(
-            listener,
-            fcgi_tokio::fcgi_driver::echo::handler(TokioRuntime),
-        )
+        .serve(listener, fcgi_echo::handler(TokioRuntime))
         .await
 }

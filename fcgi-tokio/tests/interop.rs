@@ -58,7 +58,7 @@ fn start_echo(listen: Listen, stats: Arc<Stats>) -> AppParts {
     opts.web_server_addrs = WebServerAddrs::Any;
     let server = fcgi_tokio::server(opts);
     let handle = server.shutdown_handle();
-    let handler = stats.handler(fcgi_tokio::fcgi_driver::echo::handler(TokioRuntime));
+    let handler = stats.handler(fcgi_echo::handler(TokioRuntime));
     let listener = stats.listener(listener);
     runtime.spawn(async move {
         if let Err(e) = server.serve(listener, handler).await {

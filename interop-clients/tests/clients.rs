@@ -254,14 +254,7 @@ fn peer_against<H: Harness>(net: Net, peer: Peer) {
     let srv = h.block_on(async {
         let mut opts = server_opts();
         opts.core.roles = RoleSet::ALL;
-        Srv::start(
-            &h,
-            net,
-            opts,
-            fcgi_driver::echo::handler(rt.clone()),
-            plan_inert(),
-        )
-        .await
+        Srv::start(&h, net, opts, fcgi_echo::handler(rt.clone()), plan_inert()).await
     });
     let clients = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

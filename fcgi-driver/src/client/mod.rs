@@ -214,6 +214,47 @@ impl<R: Runtime, C: Connector> Client<R, C> {
         }
     }
 
+    /// Asks the backend what it declares (`FCGI_GET_VALUES`, spec 4.1): `FCGI_MAX_CONNS`,
+    /// `FCGI_MAX_REQS`, `FCGI_MPXS_CONNS`, or other names; the answer holds those it knows.
+    /// Sent on a new connection of the pool; an answer must come within the read timeout.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: fcgi_driver::runtime::Runtime, C: fcgi_driver::client::Connector>(
+    /// #     client: &fcgi_driver::client::Client<R, C>) -> Result<(), fcgi_driver::client::ClientError> {
+    /// let values = client.get_values(&[b"FCGI_MPXS_CONNS", b"FCGI_MAX_REQS"]).await?;
+    /// println!("multiplexes: {:?}", values.get_str("FCGI_MPXS_CONNS"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_values(&self, names: &[&[u8]]) -> Result<Params, ClientError> {
+        let inner = &self.inner;
+        let shared = inner
+            .acquire(true, Instant::now() + inner.opts.pool_timeout)
+            .await?;
+        {
+            let mut g = lock(&shared);
+            g.conn
+                .get_values(names)
+                .map_err(ClientError::InvalidRequest)?;
+            g.wake_driver();
+        }
+        let answer = with_timeout(
+            &inner.rt,
+            inner.opts.read_timeout,
+            std::future::poll_fn(|cx| lock(&shared).poll_values(cx)),
+        )
+        .await;
+        // No answer in time: the waker it registered must not stay behind.
+        lock(&shared).stop_probe();
+        match answer {
+            Some(Some(values)) => Ok(values),
+            Some(None) => Err(ClientError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the connection closed without an answer to GET_VALUES",
+            ))),
+            None => Err(ClientError::Timeout("read timeout")),
+        }
+    }
+
     /// Starts a request. Returns once it is queued on a connection; read the response from
     /// the returned [`ClientResponse`].
     pub async fn send(&self, request: ClientRequest) -> Result<ClientResponse, ClientError> {

@@ -70,7 +70,7 @@ pub(crate) fn start_echo(executor: Executor, listen: Listen, stats: Arc<Stats>) 
     let rt = runtime(executor);
     let server = fcgi_smol::server(rt.clone(), opts);
     let handle = server.shutdown_handle();
-    let handler = stats.handler(fcgi_smol::fcgi_driver::echo::handler(rt));
+    let handler = stats.handler(fcgi_echo::handler(rt));
     let listener = stats.listener(listener);
     let thread = std::thread::spawn(move || {
         block_on(executor, async move {

@@ -1,10 +1,10 @@
-//! Our client against our server running the echo application (`fcgi_driver::echo`), over
+//! Our client against our server running the echo application (`fcgi_echo`), over
 //! TCP and Unix, with and without multiplexing: the loopback scenarios every runtime runs.
 
 use bytes::Bytes;
 use fcgi_driver::client::{ClientError, ClientOptions, ClientRequest, Multiplexing};
-use fcgi_driver::echo;
 use fcgi_driver::fcgi_core::server::RoleSet;
+use fcgi_echo as echo;
 
 use super::Harness;
 use super::fixture::{Net, Srv, fetch, server_opts};

@@ -680,7 +680,7 @@ pub fn roles_end_to_end<H: Harness>() {
     h.block_on(async {
         let mut opts = server_opts();
         opts.core.roles = RoleSet::ALL;
-        let echo = fcgi_driver::echo::handler(rt.clone());
+        let echo = fcgi_echo::handler(rt.clone());
         let srv = Srv::start(&h, Net::Unix, opts, echo, plan_inert()).await;
         let (c, _) = srv.client(&h, client_opts(Multiplexing::Probe), plan_inert());
         let granted = ClientRequest::authorizer().param("HTTP_AUTHORIZATION", "Bearer let-me-in");
@@ -762,14 +762,7 @@ async fn run_workload<H: Harness>(
     let rt = h.runtime();
     let mut opts = server_opts();
     opts.core.roles = RoleSet::ALL;
-    let srv = Srv::start(
-        h,
-        net,
-        opts,
-        fcgi_driver::echo::handler(rt.clone()),
-        server_plan,
-    )
-    .await;
+    let srv = Srv::start(h, net, opts, fcgi_echo::handler(rt.clone()), server_plan).await;
     let (c, cnet) = srv.client(h, client_opts(Multiplexing::Off), client_plan);
     let mut outcomes = Vec::new();
     for request in workload(small) {

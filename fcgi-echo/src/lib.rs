@@ -1,6 +1,11 @@
-//! The echo application: the reference FastCGI app that the `echo` examples of fcgi-tokio and
-//! fcgi-smol serve and that the interop and conformance checks drive. One implementation, so
-//! the two runtimes answer byte for byte the same.
+//! The echo application: the reference FastCGI application that `fcgi echo` (the `fcgi`
+//! command line tool) and the `echo` examples of fcgi-tokio and fcgi-smol serve, and that the
+//! interop and conformance checks drive. One implementation, so every runtime answers byte
+//! for byte the same. Point a web server at it to see exactly what it sends (its params, its
+//! body), or use it as a known application in tests.
+//!
+//! It is runtime-neutral: [`handler`] is an `fcgi_driver` [`Handler`] for any
+//! [`Runtime`].
 //!
 //! - Responder: `Status: 200 OK`, `Content-Type: text/plain`, then `role: responder`,
 //!   `request-id: ID`, one `param: NAME=VALUE` line per param in received order (name and
@@ -13,14 +18,16 @@
 //!   `Variable-AUTH_USER: echo`; otherwise `Status: 403 Forbidden` and body `denied`.
 //! - Filter: `data-length: N`, a blank line, then the DATA bytes verbatim.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
 use fcgi_core::Role;
 
-use crate::runtime::Runtime;
-use crate::server::{Handler, Request, Response};
+use fcgi_driver::runtime::Runtime;
+use fcgi_driver::server::{Handler, Request, Response};
 
 /// Largest request body the echo app buffers (it must know the length before answering).
 pub const MAX_ECHO_BODY: usize = 256 * 1024 * 1024;
@@ -127,7 +134,7 @@ pub enum ListenArg {
 /// Parses `[--tcp ADDR | --unix PATH]` (the arguments after the program name).
 ///
 /// ```
-/// use fcgi_driver::echo::{ListenArg, parse_listen};
+/// use fcgi_echo::{ListenArg, parse_listen};
 /// let args = ["--tcp".to_owned(), "127.0.0.1:9000".to_owned()];
 /// assert_eq!(parse_listen(&args), Ok(ListenArg::Tcp("127.0.0.1:9000".parse().unwrap())));
 /// assert_eq!(parse_listen(&[]), Ok(ListenArg::Inherited));

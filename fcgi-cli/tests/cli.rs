@@ -1,0 +1,554 @@
+//! The `fcgi` binary driven as a user drives it: `fcgi echo` started and stopped by PID,
+//! `fcgi request` and its exit statuses against the echo application, real php-fpm and
+//! broken peers, `fcgi probe` against both, `fcgi bench` against the echo application.
+//! Loopback only; every wait bounded.
+//!
+//! php-fpm missing: `SKIPPED:` locally, a failure under `CI=true`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use fcgi_testkit::php_fpm::{Options, PhpFpm, Socket};
+use serde_json::Value;
+
+const FCGI: &str = env!("CARGO_BIN_EXE_fcgi");
+
+/// Runs `fcgi ARGS` to its end (bounded: every command gets a `--timeout` or ends by itself;
+/// the reader threads end with the process).
+fn fcgi(args: &[&str]) -> Output {
+    let mut child = Command::new(FCGI)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fcgi");
+    let (tx, rx) = mpsc::channel();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(status) => status.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("fcgi {args:?} ran for more than 60 s");
+        }
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("fcgi was killed by a signal")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&output.stdout)))
+}
+
+/// A running `fcgi echo`, stopped (SIGTERM, by PID) when dropped.
+struct Echo {
+    child: Child,
+    addr: String,
+}
+
+impl Echo {
+    fn start() -> Self {
+        let mut child = Command::new(FCGI)
+            .args(["echo", "--listen", "tcp:127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fcgi echo");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("fcgi echo printed no address");
+        let addr = line
+            .trim()
+            .strip_prefix("fcgi echo: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Self { child, addr }
+    }
+
+    /// SIGTERM, then the exit status (bounded).
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("fcgi echo did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A loopback address nobody listens on.
+fn refused_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("tcp:{addr}")
+}
+
+// ---------------------------------------------------------------------------------------
+// Against the echo application
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn request_sends_what_a_web_server_sends_and_prints_the_answer() {
+    let echo = Echo::start();
+    let out = fcgi(&[
+        "request",
+        "--connect",
+        &echo.addr,
+        "-d",
+        "hello",
+        "-H",
+        "X-Trace: 42",
+        "--param",
+        "SERVER_NAME=example.org",
+        "/a.php/extra?x=1",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let body = text(&out.stdout);
+    for line in [
+        "role: responder",
+        "param: REQUEST_METHOD=POST",
+        "param: SCRIPT_NAME=/a.php",
+        "param: PATH_INFO=/extra",
+        "param: QUERY_STRING=x=1",
+        "param: CONTENT_LENGTH=5",
+        "param: HTTP_X_TRACE=42",
+        "param: SERVER_NAME=example.org",
+        "param: SCRIPT_FILENAME=/var/www/html/a.php",
+        "stdin-length: 5",
+    ] {
+        assert!(body.contains(line), "missing {line:?} in:\n{body}");
+    }
+    assert!(body.ends_with("\nhello"), "{body}");
+    assert!(
+        !body.contains("Status:"),
+        "the head is printed only with -i"
+    );
+    // The param given with --param replaced the built one.
+    assert_eq!(body.matches("param: SERVER_NAME=").count(), 1, "{body}");
+
+    let out = fcgi(&["request", "--connect", &echo.addr, "-i", "/ping"]);
+    assert_eq!(code(&out), 0);
+    let answer = text(&out.stdout);
+    assert!(answer.starts_with("Status: 200 OK\r\n"), "{answer}");
+    // No script segment: the whole path is the script.
+    assert!(answer.contains("param: SCRIPT_NAME=/ping\n"), "{answer}");
+
+    // A body from a file, and the JSON report.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body.bin");
+    std::fs::write(&file, vec![b'z'; 100_000]).unwrap();
+    let at = format!("@{}", file.display());
+    let out = fcgi(&[
+        "request",
+        "--connect",
+        &echo.addr,
+        "--json",
+        "-d",
+        &at,
+        "/up.php",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["status"], 200);
+    assert_eq!(report["exit"], 0);
+    assert_eq!(report["outcome"], "ok");
+    assert_eq!(report["app_status"], 0);
+    assert!(
+        report["body"]
+            .as_str()
+            .unwrap()
+            .contains("stdin-length: 100000")
+    );
+    assert!(report["body_bytes"].as_u64().unwrap() > 100_000);
+    assert_eq!(
+        report["body_truncated"], true,
+        "the JSON body is capped at 64 KiB"
+    );
+    for t in ["sent", "first_byte", "end"] {
+        assert!(report["timings_ms"][t].as_f64().unwrap() >= 0.0, "{report}");
+    }
+    assert_eq!(
+        echo.stop().code(),
+        Some(0),
+        "fcgi echo exits 0 after SIGTERM"
+    );
+}
+
+#[test]
+fn request_prints_the_applications_stderr_and_timings() {
+    let echo = Echo::start();
+    let out = fcgi(&[
+        "request",
+        "--connect",
+        &echo.addr,
+        "-v",
+        "--param",
+        "ECHO_STDERR=something went wrong",
+        "--param",
+        "ECHO_STATUS=7",
+        "/x.php",
+    ]);
+    assert_eq!(code(&out), 0);
+    let err = text(&out.stderr);
+    assert!(err.contains("something went wrong"), "{err}");
+    assert!(err.contains("> REQUEST_METHOD=GET"), "{err}");
+    assert!(err.contains("application status 7"), "{err}");
+    assert!(err.contains("first byte after"), "{err}");
+}
+
+#[test]
+fn authorizer_and_filter_roles() {
+    let echo = Echo::start();
+    let granted = fcgi(&[
+        "request",
+        "--connect",
+        &echo.addr,
+        "--role",
+        "authorizer",
+        "-i",
+        "-H",
+        "Authorization: Bearer let-me-in",
+        "/private/",
+    ]);
+    assert_eq!(code(&granted), 0, "{}", text(&granted.stderr));
+    assert!(text(&granted.stdout).contains("variable-auth_user: echo"));
+    let denied = fcgi(&[
+        "request",
+        "--connect",
+        &echo.addr,
+        "--role",
+        "authorizer",
+        "/private/",
+    ]);
+    assert_eq!(code(&denied), 4, "denied is a 4xx");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("page.html");
+    std::fs::write(&file, "<p>data file</p>").unwrap();
+    let out = fcgi(&[
+        "request",
+        "--connect",
+        &echo.addr,
+        "--role",
+        "filter",
+        "--data-file",
+        file.to_str().unwrap(),
+        "/page.html",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "data-length: 16\n\n<p>data file</p>");
+}
+
+#[test]
+fn probe_finds_the_echo_application_multiplexing() {
+    let echo = Echo::start();
+    let out = fcgi(&["probe", "--connect", &echo.addr, "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["values"]["FCGI_MPXS_CONNS"], "1", "{report}");
+    assert!(
+        report["values"]["FCGI_MAX_REQS"].as_str().is_some(),
+        "{report}"
+    );
+    assert_eq!(report["behaviour"], "multiplexed", "{report}");
+    let out = fcgi(&["probe", "--connect", &echo.addr]);
+    assert!(text(&out.stdout).contains("two requests on one connection: multiplexed"));
+}
+
+#[test]
+fn bench_counts_every_request_against_the_echo_application() {
+    let echo = Echo::start();
+    for extra in [
+        &[][..],
+        &["--keep-conn", "--depth", "3"][..],
+        &["--body-bytes", "10000", "--params", "20"][..],
+    ] {
+        let mut args = vec![
+            "bench",
+            "--connect",
+            &echo.addr,
+            "-n",
+            "300",
+            "-c",
+            "3",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = fcgi(&args);
+        assert_eq!(code(&out), 0, "{extra:?}: {}", text(&out.stderr));
+        let report = json(&out);
+        assert_eq!(report["requests"], 300, "{report}");
+        assert_eq!(report["ok"], 300, "{report}");
+        assert_eq!(report["errors"], 0, "{report}");
+        let l = &report["latency_ms"];
+        assert!(
+            l["p50"].as_f64().unwrap() <= l["p99"].as_f64().unwrap(),
+            "{report}"
+        );
+        assert!(
+            l["p99"].as_f64().unwrap() <= l["max"].as_f64().unwrap(),
+            "{report}"
+        );
+        assert!(
+            report["bytes_received"].as_u64().unwrap() > 300 * 100,
+            "{report}"
+        );
+    }
+    // The text report.
+    let out = fcgi(&["bench", "--connect", &echo.addr, "-d", "0.5", "-c", "2"]);
+    assert_eq!(code(&out), 0);
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("requests:") && shown.contains("p99"),
+        "{shown}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Failures and their exit statuses
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_refused_connection_exits_7_everywhere() {
+    let addr = refused_addr();
+    let out = fcgi(&["request", "--connect", &addr, "/ping"]);
+    assert_eq!(code(&out), 7, "{}", text(&out.stderr));
+    let out = fcgi(&["request", "--connect", &addr, "--json", "/ping"]);
+    assert_eq!(json(&out)["outcome"], "connect");
+    let out = fcgi(&["bench", "--connect", &addr, "-n", "20", "-c", "2", "--json"]);
+    assert_eq!(code(&out), 7);
+    assert_eq!(json(&out)["errors_by_kind"]["connect"], 20);
+    let out = fcgi(&["probe", "--connect", &addr]);
+    assert_eq!(code(&out), 7);
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [
+        &["request", "--connect", "nonsense", "/"][..],
+        &[
+            "request",
+            "--connect",
+            "tcp:127.0.0.1:9",
+            "-H",
+            "no colon",
+            "/",
+        ][..],
+        &[
+            "request",
+            "--connect",
+            "tcp:127.0.0.1:9",
+            "--param",
+            "NOEQUALS",
+            "/",
+        ][..],
+        &[
+            "request",
+            "--connect",
+            "tcp:127.0.0.1:9",
+            "--timeout",
+            "0",
+            "/",
+        ][..],
+        &[
+            "request",
+            "--connect",
+            "tcp:127.0.0.1:9",
+            "-d",
+            "@/no/such/file",
+            "/",
+        ][..],
+        &["bench", "--connect", "tcp:127.0.0.1:9", "--depth", "4"][..],
+        &["no-such-command"][..],
+    ] {
+        let out = fcgi(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", text(&out.stderr));
+    }
+    let help = fcgi(&["request", "--help"]);
+    assert_eq!(code(&help), 0);
+    assert!(
+        text(&help.stdout).contains("28  timeout"),
+        "the exit statuses are in --help"
+    );
+}
+
+/// A one-connection peer on loopback that reads a little and answers `bytes`.
+fn garbage_peer(bytes: &'static [u8]) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("tcp:{}", listener.local_addr().unwrap());
+    let task = std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = sock.read(&mut buf);
+        let _ = sock.write_all(bytes);
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    (addr, task)
+}
+
+#[test]
+fn a_broken_answer_exits_8_and_silence_exits_28() {
+    // Not FastCGI at all.
+    let (addr, task) = garbage_peer(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    let out = fcgi(&["request", "--connect", &addr, "--timeout", "5", "/ping"]);
+    assert_eq!(code(&out), 8, "{}", text(&out.stderr));
+    task.join().unwrap();
+    // Cut off before END_REQUEST: a STDOUT record, then the close.
+    let (addr, task) = garbage_peer(b"\x01\x06\x00\x01\x00\x0c\x00\x00Status: 200\r");
+    let out = fcgi(&["request", "--connect", &addr, "--timeout", "5", "/ping"]);
+    assert_eq!(code(&out), 8, "{}", text(&out.stderr));
+    task.join().unwrap();
+    // Accepts, never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("tcp:{}", listener.local_addr().unwrap());
+    let out = fcgi(&["request", "--connect", &addr, "--timeout", "0.5", "/ping"]);
+    assert_eq!(code(&out), 28, "{}", text(&out.stderr));
+    drop(listener);
+}
+
+// ---------------------------------------------------------------------------------------
+// Against php-fpm
+// ---------------------------------------------------------------------------------------
+
+/// A php-fpm pool with `ping.path` and `pm.status_path`, and scripts answering a status.
+fn php_fpm() -> Option<PhpFpm> {
+    let mut options = Options::new(Socket::Tcp, 2);
+    options.extra_pool_config = "ping.path = /ping\npm.status_path = /status\n".into();
+    let fpm = PhpFpm::start(options)?;
+    std::fs::write(
+        format!("{}/code.php", fpm.docroot()),
+        "<?php\nif (isset($_GET['to'])) { header('Location: ' . $_GET['to']); }\nhttp_response_code((int)$_GET['c']);\necho 'code ', $_GET['c'];\n",
+    )
+    .unwrap();
+    std::fs::write(
+        format!("{}/slow.php", fpm.docroot()),
+        "<?php\nsleep(3);\necho 'late';\n",
+    )
+    .unwrap();
+    Some(fpm)
+}
+
+fn connect_of(fpm: &PhpFpm) -> String {
+    fpm.addr().backend().to_string()
+}
+
+#[test]
+fn php_fpm_health_checks_and_exit_statuses() {
+    let Some(mut fpm) = php_fpm() else {
+        return;
+    };
+    let addr = connect_of(&fpm);
+    let root = fpm.docroot();
+    let run = |target: &str, extra: &[&str]| {
+        let mut args = vec!["request", "--connect", &addr, "--root", &root];
+        args.extend_from_slice(extra);
+        args.push(target);
+        fcgi(&args)
+    };
+    // ping.path: what a Docker HEALTHCHECK runs.
+    let ping = run("/ping", &[]);
+    assert_eq!(code(&ping), 0, "{}", text(&ping.stderr));
+    assert_eq!(text(&ping.stdout), "pong");
+    // pm.status_path, as JSON.
+    let status = run("/status?json", &[]);
+    assert_eq!(code(&status), 0, "{}", text(&status.stderr));
+    let pool: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(pool["process manager"], "static", "{pool}");
+    assert_eq!(pool["total processes"], 2, "{pool}");
+    // A script that does not exist: php-fpm's 404, with its STDERR on ours.
+    let missing = run("/missing.php", &[]);
+    assert_eq!(code(&missing), 4, "{}", text(&missing.stderr));
+    assert!(
+        text(&missing.stderr).contains("Primary script unknown"),
+        "{}",
+        text(&missing.stderr)
+    );
+    for (c, expected) in [("200", 0), ("204", 0), ("404", 4), ("500", 5), ("503", 5)] {
+        let out = run(&format!("/code.php?c={c}"), &[]);
+        assert_eq!(code(&out), expected, "status {c}: {}", text(&out.stderr));
+    }
+    let redirect = run("/code.php?c=302&to=https://example.org/", &["-i"]);
+    assert_eq!(code(&redirect), 3);
+    assert!(text(&redirect.stdout).contains("location: https://example.org/"));
+    // Too slow for the timeout.
+    let slow = run("/slow.php", &["--timeout", "1"]);
+    assert_eq!(code(&slow), 28, "{}", text(&slow.stderr));
+    // The pool stopped: refused.
+    fpm.stop();
+    let stopped = run("/ping", &[]);
+    assert_eq!(code(&stopped), 7, "{}", text(&stopped.stderr));
+}
+
+#[test]
+fn probe_shows_php_fpm_does_not_multiplex() {
+    let Some(fpm) = php_fpm() else {
+        return;
+    };
+    let addr = connect_of(&fpm);
+    let out = fcgi(&["probe", "--connect", &addr, "--path", "/ping", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let report = json(&out);
+    eprintln!("php-fpm: {report}");
+    assert_ne!(report["behaviour"], "multiplexed", "{report}");
+    assert_ne!(report["behaviour"], "unknown", "{report}");
+    if let Some(values) = report["values"].as_object() {
+        assert_ne!(
+            values.get("FCGI_MPXS_CONNS"),
+            Some(&Value::from("1")),
+            "{report}"
+        );
+    }
+}
