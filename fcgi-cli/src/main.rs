@@ -6,6 +6,7 @@
 //!   two requests on one connection.
 //! - `fcgi bench`: load, with requests/s, latency percentiles and errors by kind.
 //! - `fcgi echo`: the echo application, to see what a web server sends.
+//! - `fcgi gateway`: an HTTP(S) gateway in front of php-fpm (or the echo application).
 //!
 //! Every subcommand that reports takes `--json`. Exit statuses: see [`exit`].
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ mod bench;
 mod connect;
 mod echo;
 mod exit;
+mod gateway;
 mod probe;
 mod request;
 
@@ -44,6 +46,8 @@ enum Command {
     Bench(bench::Args),
     /// Serves the echo application (it answers with the params and body it received).
     Echo(echo::Args),
+    /// Serves a PHP site over HTTP(S) in front of php-fpm, as nginx's fastcgi_pass does.
+    Gateway(gateway::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,7 +64,10 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging(matches!(cli.command, Command::Echo(_)));
+    init_logging(matches!(
+        cli.command,
+        Command::Echo(_) | Command::Gateway(_)
+    ));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -77,6 +84,7 @@ fn main() -> ExitCode {
             Command::Probe(args) => probe::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Echo(args) => echo::run(args).await,
+            Command::Gateway(args) => gateway::run(args).await,
         }
     });
     // Tasks still running (a pooled connection's driver) are not waited for.
@@ -92,6 +100,7 @@ fn init_logging(server: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

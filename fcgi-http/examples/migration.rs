@@ -147,7 +147,7 @@ async fn run(options: Options) -> Result<(), BoxError> {
     println!("  try:      curl http://{local}/api/health; curl http://{local}/api/users");
     println!("Ctrl-C to stop.");
 
-    common::serve(listener, None, app, common::shutdown_signal()).await;
+    common::serve(listener, app, common::shutdown_signal()).await;
     println!("migration: stopped");
     Ok(())
 }

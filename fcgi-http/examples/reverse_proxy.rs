@@ -232,7 +232,7 @@ async fn run(options: Options) -> Result<(), BoxError> {
 
     let result = if options.self_test {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(common::serve(listener, None, gateway, async {
+        let server = tokio::spawn(common::serve(listener, gateway, async {
             let _ = stopped.await;
         }));
         let outcome = self_test::run(local).await;
@@ -255,7 +255,7 @@ async fn run(options: Options) -> Result<(), BoxError> {
         println!("  curl -d 'hello' http://{local}/submit");
         println!("  curl --http2-prior-knowledge http://{local}/over/h2");
         println!("Ctrl-C to stop.");
-        common::serve(listener, None, gateway, common::shutdown_signal()).await;
+        common::serve(listener, gateway, common::shutdown_signal()).await;
         Ok(())
     };
 

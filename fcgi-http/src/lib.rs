@@ -17,8 +17,9 @@
 //! - [`response`]: the incremental CGI response head parser the gateway uses (pure).
 //!
 //! Demos: `cargo run -p fcgi-http --example reverse_proxy` (both halves in one binary),
-//! `php_gateway` (HTTPS in front of php-fpm), `migration` (some routes in Rust, the rest
-//! in PHP) and `axum_php` (php-fpm behind `axum::serve`, with the `axum` feature).
+//! `migration` (some routes in Rust, the rest in PHP) and `axum_php` (php-fpm behind
+//! `axum::serve`, with the `axum` feature). The PHP gateway as a product is `fcgi gateway`
+//! (the `fcgi-cli` crate).
 //!
 //! # Features
 //!

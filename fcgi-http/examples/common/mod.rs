@@ -1,57 +1,39 @@
-//! What the examples share: the HTTP server glue (hyper on tokio, plain or TLS, HTTP/1.1 and
-//! HTTP/2), a self-signed certificate for TLS, a small command-line parser, and a minimal
-//! `tracing` logger.
+//! What the examples share: the HTTP server (`fcgi_tokio::http::serve`: hyper, HTTP/1.1 and
+//! HTTP/2), a small command-line parser, and a minimal `tracing` logger.
 //!
 //! Each example includes this file with `#[path = "common/mod.rs"] mod common;`. The part
-//! that matters for `fcgi-http` is in [`serve`]: every connection gets a [`ConnInfo`]
-//! request extension (local and peer address, TLS or not), which the gateway turns into
-//! `SERVER_ADDR`/`SERVER_PORT`, `REMOTE_ADDR`/`REMOTE_PORT`, `HTTPS` and `REQUEST_SCHEME`.
+//! that matters for `fcgi-http` is in [`serve`]: every connection gets a
+//! [`ConnInfo`](fcgi_http::request::ConnInfo) request extension (local and peer address, TLS
+//! or not), which the gateway turns into `SERVER_ADDR`/`SERVER_PORT`,
+//! `REMOTE_ADDR`/`REMOTE_PORT`, `HTTPS` and `REQUEST_SCHEME`.
 // Not every example uses every helper.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
-use std::fmt::{self, Display, Write as _};
+use std::fmt::{self, Display};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use fcgi_http::request::ConnInfo;
+use fcgi_tokio::http::ServeOptions;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
-use tower::ServiceExt as _;
 use tower_service::Service;
 
 /// A boxed error, for `main`'s plumbing.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long in-flight requests may run after Ctrl-C before the server stops anyway.
-const GRACE_PERIOD: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------
 // HTTP server glue
 // ---------------------------------------------------------------------------------------
 
 /// Serves HTTP/1.1 and HTTP/2 on `listener` with `service` until `shutdown` completes, then
-/// lets in-flight requests finish (up to [`GRACE_PERIOD`]).
-///
-/// With `tls`, every connection is a TLS connection (ALPN offers `h2` and `http/1.1`);
-/// without, plain HTTP/1.1 and HTTP/2 with prior knowledge (`curl --http2-prior-knowledge`).
-/// Each request gets the connection's [`ConnInfo`] as an extension, and one access-log
-/// line on stderr.
+/// lets in-flight requests finish: `fcgi_tokio::http::serve`, which gives every request the
+/// connection's [`ConnInfo`](fcgi_http::request::ConnInfo) and logs one access line per
+/// request.
 pub(crate) async fn serve<S, B>(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
     service: S,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -64,100 +46,7 @@ pub(crate) async fn serve<S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // With a timer, hyper enforces its default 30 s limit on reading a request head.
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, remote) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // EMFILE and friends: wait a little instead of spinning.
-                    eprintln!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        // Small responses (the usual case for a gateway) go out at once.
-        if let Err(e) = stream.set_nodelay(true) {
-            eprintln!("{remote}: cannot set TCP_NODELAY: {e}");
-        }
-        let local = match stream.local_addr() {
-            Ok(local) => local,
-            Err(e) => {
-                eprintln!("{remote}: no local address: {e}");
-                continue;
-            }
-        };
-        // What the gateway needs to know about the connection (CGI's SERVER_*, REMOTE_*,
-        // HTTPS): the HTTP server is the only one who knows it.
-        let info = ConnInfo::new(local, remote, tls.is_some());
-        let service = service.clone();
-        let hyper_service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(info);
-            let line = format!(
-                "{remote} \"{} {} {:?}\"",
-                request.method(),
-                request.uri(),
-                request.version()
-            );
-            let response = service.clone().oneshot(request);
-            async move {
-                let response = response.await?;
-                eprintln!("{line} {}", response.status().as_u16());
-                Ok::<_, Infallible>(response)
-            }
-        });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let result =
-                match tls {
-                    None => {
-                        let conn = builder.serve_connection(TokioIo::new(stream), hyper_service);
-                        watcher.watch(conn).await
-                    }
-                    Some(acceptor) => {
-                        let stream =
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(e)) => {
-                                    eprintln!("{remote}: TLS handshake failed: {e}");
-                                    return;
-                                }
-                                Err(_) => {
-                                    eprintln!("{remote}: TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                        let conn = builder.serve_connection(TokioIo::new(stream), hyper_service);
-                        watcher.watch(conn).await
-                    }
-                };
-            if let Err(e) = result {
-                eprintln!("{remote}: connection error: {e}");
-            }
-        });
-    }
-    drop(listener);
-    eprintln!("shutting down: waiting for open connections to finish");
-    if tokio::time::timeout(GRACE_PERIOD, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        eprintln!(
-            "some connections were still open after {}s; stopping anyway",
-            GRACE_PERIOD.as_secs()
-        );
-    }
+    fcgi_tokio::http::serve(listener, None, service, shutdown, ServeOptions::default()).await;
 }
 
 /// Completes on Ctrl-C (`SIGINT`) or `SIGTERM`: the signals that ask a server to stop.
@@ -175,58 +64,6 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// TLS
-// ---------------------------------------------------------------------------------------
-
-/// A freshly generated self-signed certificate and the TLS acceptor using it.
-pub(crate) struct SelfSigned {
-    /// Accepts TLS connections with the certificate (ALPN `h2`, `http/1.1`).
-    pub(crate) acceptor: TlsAcceptor,
-    /// The certificate in PEM, for `curl --cacert`.
-    pub(crate) cert_pem: String,
-    /// SHA-256 of the certificate (DER), as `AB:CD:...` (what
-    /// `openssl x509 -noout -fingerprint -sha256` prints).
-    pub(crate) fingerprint: String,
-}
-
-/// The names the self-signed certificate is valid for.
-pub(crate) const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
-
-impl SelfSigned {
-    /// Generates a key pair and a certificate for [`SELF_SIGNED_NAMES`] (rcgen), and a
-    /// rustls server configuration using it (ring provider, TLS 1.2 and 1.3).
-    pub(crate) fn generate() -> Result<Self, BoxError> {
-        let names: Vec<String> = SELF_SIGNED_NAMES.iter().map(|&n| n.to_owned()).collect();
-        let certified = rcgen::generate_simple_self_signed(names)?;
-        let cert_der = certified.cert.der().clone();
-        let key_der =
-            rustls::pki_types::PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
-
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(vec![cert_der.clone()], key_der.into())?;
-        // Offer HTTP/2 first; hyper's auto builder then reads which one the client speaks.
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-
-        let digest = ring::digest::digest(&ring::digest::SHA256, &cert_der);
-        let mut fingerprint = String::new();
-        for (i, byte) in digest.as_ref().iter().enumerate() {
-            if i > 0 {
-                fingerprint.push(':');
-            }
-            let _ = write!(fingerprint, "{byte:02X}");
-        }
-        Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-            cert_pem: certified.cert.pem(),
-            fingerprint,
-        })
     }
 }
 
@@ -307,58 +144,16 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, BoxError> {
 // Logging
 // ---------------------------------------------------------------------------------------
 
-/// Prints `tracing` events of level INFO and above to stderr: the gateway reports there
-/// what the FastCGI application wrote to `STDERR`, and why a request failed (502, 504...).
-/// A real program would use `tracing-subscriber`; this is enough for the examples.
+/// Prints `tracing` events of level INFO and above to stderr (tracing-subscriber): the
+/// gateway reports there what the FastCGI application wrote to `STDERR` and why a request
+/// failed (502, 504...), and the HTTP server its access lines.
 pub(crate) fn init_logging() {
     // Fails only if a logger is already installed, which is then fine.
-    let _ = tracing::subscriber::set_global_default(StderrLog);
-}
-
-struct StderrLog;
-
-impl tracing::Subscriber for StderrLog {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        *metadata.level() <= tracing::Level::INFO
-    }
-
-    fn new_span(&self, _span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        // Spans are not shown; every one gets the same (never used) id.
-        tracing::span::Id::from_u64(1)
-    }
-
-    fn record(&self, _span: &tracing::span::Id, _values: &tracing::span::Record<'_>) {}
-
-    fn record_follows_from(&self, _span: &tracing::span::Id, _follows: &tracing::span::Id) {}
-
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Line(String);
-        impl tracing::field::Visit for Line {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
-                if field.name() == "message" {
-                    let _ = write!(self.0, " {value:?}");
-                } else {
-                    let _ = write!(self.0, " {}={value:?}", field.name());
-                }
-            }
-
-            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-                if field.name() == "message" {
-                    let _ = write!(self.0, " {value}");
-                } else {
-                    let _ = write!(self.0, " {}={value:?}", field.name());
-                }
-            }
-        }
-        let mut line = Line(String::new());
-        event.record(&mut line);
-        let meta = event.metadata();
-        eprintln!("{} {}:{}", meta.level(), meta.target(), line.0);
-    }
-
-    fn enter(&self, _span: &tracing::span::Id) {}
-
-    fn exit(&self, _span: &tracing::span::Id) {}
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 /// What every demo's `main` does: parse the arguments (usage and exit status 2 on a mistake,

@@ -87,13 +87,16 @@ trap 'exit 143' TERM
 # Builds the fcgi-http examples and sets BIN to the directory holding them.
 build_examples() {
   say "building the fcgi-http examples"
-  (cd "$REPO_ROOT" && cargo build -q -p fcgi-http --examples --all-features)
+  (cd "$REPO_ROOT" && cargo build -q -p fcgi-http --examples --all-features && cargo build -q -p fcgi-cli)
   local target
   target=$(cd "$REPO_ROOT" && cargo metadata --format-version 1 --no-deps \
     | grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4)
   [ -n "$target" ] || fail "cannot find cargo's target directory"
   BIN="$target/debug/examples"
   [ -x "$BIN/reverse_proxy" ] || fail "no example binaries in $BIN"
+  # The fcgi command line tool (fcgi-cli): `fcgi gateway` is the PHP gateway.
+  FCGI="$target/debug/fcgi"
+  [ -x "$FCGI" ] || fail "no fcgi binary at $FCGI"
 }
 
 # start NAME CMD ARGS...: runs CMD in the background with output in $WORK/NAME.log, and
@@ -238,7 +241,7 @@ request_terminate_timeout = 30s
 ; One line per script run: "METHOD REQUEST_URI", so a demo can tell what PHP executed.
 access.log = $WORK/php-access.log
 access.format = "%m %{REQUEST_URI}e"
-; Where php/site/wait.php signals and waits (the graceful-stop check of php_gateway.sh).
+; Where php/site/wait.php signals and waits (the graceful-stop check of php_gateway.sh, which drives fcgi gateway).
 env[DEMO_MARKERS] = $WORK/markers
 ; php-fpm runs with -n (no php.ini): the settings the demos rely on are pinned here.
 php_admin_flag[log_errors] = on

@@ -8,7 +8,7 @@
 #   and HTTP/2, with a query string, repeatedly), and php-fpm's access log shows PHP never
 #   ran for them;
 # - the PHP application does answer them with "source":"php" when reached directly (control:
-#   php_gateway in front of the same app), so it is the router that takes them over;
+#   fcgi gateway in front of the same app), so it is the router that takes them over;
 # - every other route reaches PHP: GET /api/users (with a query string), POST /api/users with
 #   a JSON body (201) and a bad body (400), an unknown path (PHP's 404);
 # - a method the Rust route does not serve (POST /api/health) gets axum's 405, not PHP;
@@ -76,8 +76,8 @@ wait_php_runs /legacy/page 2
 [ "$(php_runs /api/version)" = 0 ] || fail "PHP ran /api/version $(php_runs /api/version) times"
 say "php-fpm's access log: /api/users ran in PHP, /api/health and /api/version never did"
 
-say "control: the PHP app itself, reached directly (php_gateway --front-controller)"
-start control "$BIN/php_gateway" --listen 127.0.0.1:0 --backend "$PHP_FPM_UNIX" --root "$ROOT" \
+say "control: the PHP app itself, reached directly (fcgi gateway --front-controller)"
+start control "$FCGI" gateway --listen 127.0.0.1:0 --backend "$PHP_FPM_UNIX" --root "$ROOT" \
   --front-controller index.php
 pid=$LAST_PID
 wait_for_url control "$pid"

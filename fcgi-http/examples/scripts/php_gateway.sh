@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Demo 2: the php_gateway example in front of a real php-fpm (started here, with its own
+# Demo 2: `fcgi gateway` (fcgi-cli) in front of a real php-fpm (started here, with its own
 # config: one pool on loopback TCP, one on a Unix socket). The PHP page is
 # examples/php/site/index.php, which answers with what PHP saw, as JSON.
 #
@@ -11,16 +11,17 @@
 #    (and fails without), the printed fingerprint is the certificate's, HTTP/2 via ALPN and
 #    HTTP/1.1, HTTPS=on reaches PHP, POST over TLS.
 # C. --front-controller index.php: any path runs index.php with the original REQUEST_URI.
-# D. a backend nobody listens on: 502. A bad argument: usage and exit status 2.
+# D. a backend nobody listens on: 502. A bad argument: an error and exit status 2.
 # F. --try-files index.php (run before D): static files (tower-http: type, ranges), an
 #    upload served and never run, pretty URLs and the uploads hole to the front controller.
 # G. two --backend, one dead: requests go to the live one (at most one 502, the request that
 #    found the dead one refusing).
+# H. no --backend: the echo application in-process, out of the box.
 # E. Ctrl-C while a request is in flight (php/site/wait.php, held by a marker file): new
 #    connections are refused at once, the request in flight still gets its full answer,
 #    then the gateway exits 0.
 # Each gateway is stopped with Ctrl-C and must exit 0.
-DEMO=php_gateway
+DEMO=gateway
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -29,7 +30,7 @@ start_php_fpm
 ROOT="$EXAMPLES_DIR/php/site"
 
 say "A. HTTP → php-fpm on $PHP_FPM_UNIX (split path, index index.php)"
-start gw-a "$BIN/php_gateway" --listen 127.0.0.1:0 --backend "$PHP_FPM_UNIX" --root "$ROOT"
+start gw-a "$FCGI" gateway --listen 127.0.0.1:0 --backend "$PHP_FPM_UNIX" --root "$ROOT"
 pid=$LAST_PID
 wait_for_url gw-a "$pid"
 port=${URL##*:}
@@ -74,7 +75,7 @@ say "A: GET, PATH_INFO, POST, 200 kB upload, HTTP/2, 404/404/400: ok"
 stop_gracefully gw-a "$pid"
 
 say "B. HTTPS (self-signed) → php-fpm on $PHP_FPM_TCP"
-start gw-b "$BIN/php_gateway" --listen 127.0.0.1:0 --backend "$PHP_FPM_TCP" --root "$ROOT" \
+start gw-b "$FCGI" gateway --listen 127.0.0.1:0 --backend "$PHP_FPM_TCP" --root "$ROOT" \
   --tls-self-signed --cert-out "$WORK/cert.pem"
 pid=$LAST_PID
 wait_for_url gw-b "$pid"
@@ -107,7 +108,7 @@ say "B: --cacert (localhost, 127.0.0.1), HTTP/2 ALPN, HTTP/1.1, HTTPS=on, no-CA 
 stop_gracefully gw-b "$pid"
 
 say "C. --front-controller index.php → php-fpm on $PHP_FPM_UNIX"
-start gw-c "$BIN/php_gateway" --listen 127.0.0.1:0 --backend "$PHP_FPM_UNIX" --root "$ROOT" \
+start gw-c "$FCGI" gateway --listen 127.0.0.1:0 --backend "$PHP_FPM_UNIX" --root "$ROOT" \
   --front-controller index.php
 pid=$LAST_PID
 wait_for_url gw-c "$pid"
@@ -120,7 +121,7 @@ say "C: every path runs index.php with its own REQUEST_URI: ok"
 stop_gracefully gw-c "$pid"
 
 say "F. --try-files index.php: a PHP site with a stylesheet and an upload directory"
-start gw-f "$BIN/php_gateway" --listen 127.0.0.1:0 --backend "$PHP_FPM_UNIX" --root "$ROOT" \
+start gw-f "$FCGI" gateway --listen 127.0.0.1:0 --backend "$PHP_FPM_UNIX" --root "$ROOT" \
   --try-files index.php
 pid=$LAST_PID
 wait_for_url gw-f "$pid"
@@ -143,7 +144,7 @@ say "F: static files (type, ranges), uploads served not run, pretty URLs, PATH_I
 stop_gracefully gw-f "$pid"
 
 say "D. errors"
-start gw-d "$BIN/php_gateway" --listen 127.0.0.1:0 --backend "unix:$WORK/nobody.sock" \
+start gw-d "$FCGI" gateway --listen 127.0.0.1:0 --backend "unix:$WORK/nobody.sock" \
   --root "$ROOT"
 pid=$LAST_PID
 wait_for_url gw-d "$pid"
@@ -151,13 +152,14 @@ req 502 "$URL/index.php"
 has "502 Bad Gateway"
 stop_gracefully gw-d "$pid"
 status=0
-"$BIN/php_gateway" --backend nonsense --root "$ROOT" >"$WORK/usage.log" 2>&1 || status=$?
+"$FCGI" gateway --backend nonsense --root "$ROOT" >"$WORK/usage.log" 2>&1 || status=$?
 [ "$status" = 2 ] || fail "a bad --backend: exit status $status, expected 2"
-grep -q '^usage: php_gateway' "$WORK/usage.log" || fail "a bad --backend printed no usage"
-say "D: 502 for a dead backend, usage + exit 2 for a bad argument: ok"
+grep -q "^error: invalid value 'nonsense' for '--backend" "$WORK/usage.log" \
+  || fail "a bad --backend was not reported"
+say "D: 502 for a dead backend, an error + exit 2 for a bad argument: ok"
 
 say "G. two backends, one of them dead: balanced, the dead one skipped"
-start gw-g "$BIN/php_gateway" --listen 127.0.0.1:0 --backend "unix:$WORK/nobody.sock" \
+start gw-g "$FCGI" gateway --listen 127.0.0.1:0 --backend "unix:$WORK/nobody.sock" \
   --backend "$PHP_FPM_TCP" --root "$ROOT"
 pid=$LAST_PID
 wait_for_url gw-g "$pid"
@@ -178,8 +180,17 @@ grep -q "taken out of the balance" "$WORK/gw-g.log" \
 stop_gracefully gw-g "$pid"
 say "G: 20 requests over a dead and a live backend, $failed failed (at most 1): ok"
 
+say "H. no --backend: the echo application, in-process"
+start gw-h "$FCGI" gateway --listen 127.0.0.1:0
+pid=$LAST_PID
+wait_for_url gw-h "$pid"
+req 200 -d 'ping' "$URL/any/where.php?q=1"
+has 'role: responder' 'param: SCRIPT_NAME=/any/where.php' 'param: QUERY_STRING=q=1' 'stdin-length: 4'
+stop_gracefully gw-h "$pid"
+say "H: the echo application answers without any backend: ok"
+
 say "E. Ctrl-C with a request in flight"
-start gw-e "$BIN/php_gateway" --listen 127.0.0.1:0 --backend "$PHP_FPM_UNIX" --root "$ROOT"
+start gw-e "$FCGI" gateway --listen 127.0.0.1:0 --backend "$PHP_FPM_UNIX" --root "$ROOT"
 pid=$LAST_PID
 wait_for_url gw-e "$pid"
 start inflight curl -sS --max-time 20 -o "$WORK/inflight.body" -w '%{http_code}\n' \

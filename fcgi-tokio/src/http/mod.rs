@@ -4,6 +4,8 @@
 //!   `http_body::Body`) in front of php-fpm or any FastCGI application.
 //! - [`app::ServiceHandler`] wraps any tower `Service` (an axum `Router`, say) as a FastCGI
 //!   application: serve it with this crate's `server(..).serve(listener, handler)`.
+//! - [`serve`] is an HTTP server (hyper: HTTP/1.1 and HTTP/2, plain or TLS, graceful
+//!   shutdown, access log) giving each request its [`ConnInfo`]: the gateway behind it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,6 +24,12 @@ pub use fcgi_http::gateway::{
 };
 pub use fcgi_http::request::{ConnInfo, ScriptResolution};
 pub use fcgi_http::{app, request, response};
+
+mod serve;
+
+pub use serve::{ServeOptions, serve};
+/// The TLS acceptor [`serve`] takes (tokio-rustls, re-exported).
+pub use tokio_rustls::{TlsAcceptor, rustls};
 
 use crate::{Backend, TokioConnector, TokioRuntime, client::ClientOptions};
 
