@@ -7,11 +7,13 @@
 //! - `fcgi bench`: load, with requests/s, latency percentiles and errors by kind.
 //! - `fcgi echo`: the echo application, to see what a web server sends.
 //! - `fcgi gateway`: an HTTP(S) gateway in front of php-fpm (or the echo application).
+//! - `fcgi conform`: checks an application against the rules of the spec.
 //!
 //! Every subcommand that reports takes `--json`. Exit statuses: see [`exit`].
 #![forbid(unsafe_code)]
 
 mod bench;
+mod conform;
 mod connect;
 mod echo;
 mod exit;
@@ -48,6 +50,8 @@ enum Command {
     Echo(echo::Args),
     /// Serves a PHP site over HTTP(S) in front of php-fpm, as nginx's fastcgi_pass does.
     Gateway(gateway::Args),
+    /// Checks a FastCGI application against the rules of the spec, one line per rule.
+    Conform(conform::Args),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::Echo(args) => echo::run(args).await,
             Command::Gateway(args) => gateway::run(args).await,
+            Command::Conform(args) => conform::run(args).await,
         }
     });
     // Tasks still running (a pooled connection's driver) are not waited for.

@@ -552,3 +552,108 @@ fn probe_shows_php_fpm_does_not_multiplex() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// fcgi conform
+// ---------------------------------------------------------------------------------------
+
+/// The result of each check of a `fcgi conform --json` report, by id.
+fn verdicts(report: &Value) -> std::collections::BTreeMap<String, String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["result"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn conform_passes_our_echo_application() {
+    let echo = Echo::start();
+    let out = fcgi(&["conform", "--connect", &echo.addr, "--json"]);
+    let report = json(&out);
+    assert_eq!(code(&out), 0, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    let v = verdicts(&report);
+    assert_eq!(v.len(), 20, "{v:?}");
+    for id in [
+        "get-values-during",
+        "unknown-type",
+        "split-pairs",
+        "multiplexing",
+        "unknown-role",
+        "filter",
+    ] {
+        assert_eq!(v[id], "pass", "{id}: {report}");
+    }
+    // FCGI_MAX_CONNS=1024 is too many to fill: skipped, with the reason.
+    assert_eq!(v["overloaded"], "skip");
+    let text = fcgi(&["conform", "--connect", &echo.addr]);
+    let shown = self::text(&text.stdout);
+    assert!(
+        shown.contains("  pass  5.2  name-value pairs split across PARAMS records"),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with("20 checks: 19 passed, 0 failed, 1 skipped\n"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn conform_finds_php_fpms_deviations() {
+    let Some(fpm) = php_fpm() else {
+        return;
+    };
+    let addr = connect_of(&fpm);
+    let root = fpm.docroot();
+    let out = fcgi(&[
+        "conform",
+        "--connect",
+        &addr,
+        "--root",
+        &root,
+        "--path",
+        "/code.php",
+        "--json",
+        "--timeout",
+        "3",
+    ]);
+    let report = json(&out);
+    eprintln!("php-fpm: {report}");
+    assert_eq!(code(&out), 1, "a failed check exits 1: {report}");
+    let v = verdicts(&report);
+    // What php-fpm 8.2 does right ...
+    for id in [
+        "get-values",
+        "keep-conn-off",
+        "keep-conn-on",
+        "padding",
+        "length-127-128",
+        "record-65535",
+        "still-serving",
+    ] {
+        assert_eq!(v[id], "pass", "{id}: {report}");
+    }
+    // ... and the rules it breaks: each closes the connection instead.
+    for id in [
+        "split-pairs",
+        "unknown-type",
+        "multiplexing",
+        "unknown-role",
+        "inactive-ids",
+    ] {
+        assert_eq!(v[id], "fail", "{id}: {report}");
+    }
+}
+
+#[test]
+fn conform_without_an_application_exits_7() {
+    let out = fcgi(&["conform", "--connect", &refused_addr()]);
+    assert_eq!(code(&out), 7, "{}", text(&out.stderr));
+}
