@@ -657,3 +657,122 @@ fn conform_without_an_application_exits_7() {
     let out = fcgi(&["conform", "--connect", &refused_addr()]);
     assert_eq!(code(&out), 7, "{}", text(&out.stderr));
 }
+
+/// A loopback port free a moment ago (for a listener started later by another process).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `fcgi conform --web-server` on `port`, driving `url`.
+fn conform_web_server(port: u16, url: &str) -> (i32, Value) {
+    let listen = format!("tcp:127.0.0.1:{port}");
+    let out = fcgi(&[
+        "conform",
+        "--web-server",
+        "--listen",
+        &listen,
+        "--drive",
+        url,
+        "--json",
+        "--timeout",
+        "10",
+    ]);
+    (code(&out), json(&out))
+}
+
+/// The outcomes of the web-server checks named `id`, by request.
+fn web_verdicts(report: &Value, id: &str) -> Vec<(String, String, String)> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .map(|c| {
+            (
+                c["request"].as_str().unwrap_or("").to_owned(),
+                c["result"].as_str().unwrap().to_owned(),
+                c["detail"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn conform_web_server_passes_our_gateway() {
+    let port = free_port();
+    let backend = format!("tcp:127.0.0.1:{port}");
+    let mut gateway = Command::new(FCGI)
+        .args([
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-local-root",
+            "--root",
+            "/srv",
+        ])
+        .args(["--backend", &backend])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(gateway.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let (status, report) = conform_web_server(port, &url);
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    assert_eq!(status, 0, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(report["passed"], 41, "{report}");
+    // The 100000-byte POST arrived whole, in records within 65535 bytes.
+    let stdin = web_verdicts(&report, "stdin");
+    assert!(stdin[1].2.starts_with("100000 bytes"), "{stdin:?}");
+}
+
+#[test]
+fn conform_web_server_judges_nginx() {
+    let port = free_port();
+    let app = fcgi_testkit::app::AppAddr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    let Some(nginx) = fcgi_testkit::peers::nginx::start(
+        &app,
+        fcgi_testkit::peers::nginx::Options { keep_conn: false },
+    ) else {
+        return;
+    };
+    let url = format!("http://{}", nginx.addr());
+    let (status, report) = conform_web_server(port, &url);
+    eprintln!("nginx: {report}");
+    // The test configuration passes no SERVER_NAME (RFC 3875 requires it): found, for each
+    // request, and nothing else is wrong.
+    assert_eq!(status, 1, "{report}");
+    let variables = web_verdicts(&report, "variables");
+    assert_eq!(variables.len(), 5, "{variables:?}");
+    for (request, result, detail) in &variables {
+        assert_eq!(
+            (result.as_str(), detail.as_str()),
+            ("fail", "missing: SERVER_NAME"),
+            "{request}"
+        );
+    }
+    for id in ["ids", "values", "record-size", "stdin"] {
+        for (request, result, detail) in web_verdicts(&report, id) {
+            assert_eq!(result, "pass", "{id} {request}: {detail}");
+        }
+    }
+    // nginx's default: a connection per request, FCGI_KEEP_CONN not set.
+    for (_, _, detail) in web_verdicts(&report, "keep-conn") {
+        assert_eq!(detail, "not set");
+    }
+}
