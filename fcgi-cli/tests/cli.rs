@@ -79,8 +79,13 @@ struct Echo {
 
 impl Echo {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Self {
         let mut child = Command::new(FCGI)
             .args(["echo", "--listen", "tcp:127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -650,6 +655,26 @@ fn conform_finds_php_fpms_deviations() {
     ] {
         assert_eq!(v[id], "fail", "{id}: {report}");
     }
+}
+
+/// With a small FCGI_MAX_CONNS, the OVERLOADED check runs: every connection busy, the next
+/// one is refused, and what the application declares is what it does.
+#[test]
+fn conform_checks_the_connection_limit_our_server_declares() {
+    let echo = Echo::start_with(&["--max-connections", "2"]);
+    let out = fcgi(&[
+        "conform",
+        "--connect",
+        &echo.addr,
+        "--json",
+        "--timeout",
+        "2",
+    ]);
+    let report = json(&out);
+    assert_eq!(code(&out), 0, "{report}");
+    let v = verdicts(&report);
+    assert_eq!(v["overloaded"], "pass", "{report}");
+    assert_eq!(report["passed"], 20, "{report}");
 }
 
 #[test]
