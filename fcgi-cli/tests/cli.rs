@@ -801,3 +801,73 @@ fn conform_web_server_judges_nginx() {
         assert_eq!(detail, "not set");
     }
 }
+
+/// `fcgi conform --web-server` in front of a testkit peer started by `start(app)`: the
+/// checks that failed, as `(check id, request, detail)`.
+fn conform_peer(
+    name: &str,
+    start: impl FnOnce(&fcgi_testkit::app::AppAddr) -> Option<fcgi_testkit::peers::RunningPeer>,
+) -> Option<Vec<(String, String, String)>> {
+    let port = free_port();
+    let app = fcgi_testkit::app::AppAddr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    let peer = start(&app)?;
+    let url = format!("http://{}", peer.addr());
+    let (_, report) = conform_web_server(port, &url);
+    let failed: Vec<_> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] == "fail")
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["request"].as_str().unwrap_or("").to_owned(),
+                c["detail"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    eprintln!("{name}: {} passed; failed: {failed:#?}", report["passed"]);
+    Some(failed)
+}
+
+/// The deviations each web server shows on the five requests (the README's table): Apache
+/// forwards a chunked body without `CONTENT_LENGTH` (RFC 3875 requires it; php-fpm then
+/// ignores the body), HAProxy answers a chunked POST 400 itself, lighttpd keeps every rule.
+#[test]
+fn conform_web_server_judges_apache_lighttpd_and_haproxy() {
+    use fcgi_testkit::peers::{apache, haproxy, lighttpd};
+    let chunked = "request 5 (a chunked POST of 30000 bytes)";
+    if let Some(failed) = conform_peer("apache", |app| {
+        apache::start(
+            app,
+            apache::Options {
+                reuse: true,
+                authorizer: false,
+            },
+        )
+    }) {
+        let ids: Vec<(&str, &str)> = failed
+            .iter()
+            .map(|(id, r, _)| (id.as_str(), r.as_str()))
+            .collect();
+        assert_eq!(
+            ids,
+            [("variables", chunked), ("stdin", chunked)],
+            "{failed:?}"
+        );
+        assert_eq!(failed[0].2, "missing: CONTENT_LENGTH");
+    }
+    if let Some(failed) = conform_peer("lighttpd", |app| {
+        lighttpd::start(app, &lighttpd::Options::default())
+    }) {
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+    if let Some(failed) = conform_peer("haproxy", haproxy::start) {
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(
+            (failed[0].0.as_str(), failed[0].1.as_str()),
+            ("received", chunked)
+        );
+        assert!(failed[0].2.contains("400"), "{failed:?}");
+    }
+}

@@ -79,7 +79,12 @@ impl Gateway {
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait().unwrap() {
-                let said = self.lines.try_iter().any(|l| l == "fcgi gateway: stopped");
+                // The reader thread may still hold the last lines: read to its end (the pipe
+                // is closed, so it ends).
+                let mut said = false;
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+                    said |= line == "fcgi gateway: stopped";
+                }
                 return (status.code().unwrap_or(-1), said);
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -424,7 +424,10 @@ async fn overloaded(t: &Target, declared: &Declared) -> Outcome {
             "FCGI_MAX_CONNS={max}: too many connections to fill"
         ));
     }
-    // Fill every connection with a request held open on its body, then one more.
+    // Fill every connection with a request held open on its body, then one more. Each gets
+    // time to be read: an application may make room by closing a connection on which no
+    // request has begun yet, and those of the checks before must be gone too.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut held = Vec::new();
     for _ in 0..max {
         let Ok(mut w) = Wire::connect(&t.backend, t.timeout).await else {
@@ -442,6 +445,7 @@ async fn overloaded(t: &Target, declared: &Declared) -> Outcome {
             break;
         }
         held.push(w);
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Time for the application to read them: a connection that has not begun a request is
     // one it may rightly close to make room.

@@ -253,15 +253,12 @@ async fn run_web_server(args: Args) -> Exit {
         },
         None => None,
     };
-    webserver::wait_for_all(
-        &recorder,
-        if statuses.is_some() {
-            args.timeout
-        } else {
-            args.wait
-        },
-    )
-    .await;
+    let wait = if statuses.is_some() {
+        args.timeout
+    } else {
+        args.wait
+    };
+    webserver::wait_for_all(&recorder, statuses.as_ref(), wait).await;
     acceptor.abort();
     let mut lines = Vec::new();
     webserver::judge(&recorder, statuses.as_ref(), |check, request, outcome| {

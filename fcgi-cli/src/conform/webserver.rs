@@ -641,11 +641,25 @@ fn check(section: &'static str, id: &'static str, title: &'static str) -> Check 
     Check { section, id, title }
 }
 
-/// Waits until every driven request was recorded, or `wait` passes.
-pub(crate) async fn wait_for_all(recorder: &Recorder, wait: Duration) {
+/// Waits until every request that should have arrived was recorded, or `wait` passes. With
+/// `statuses` (driven), a request the web server answered with anything but 200 never
+/// reached us: it is not waited for.
+pub(crate) async fn wait_for_all(
+    recorder: &Recorder,
+    statuses: Option<&BTreeMap<u32, String>>,
+    wait: Duration,
+) {
     let until = Instant::now() + wait;
-    let want = drives().len();
-    while recorder.by_token().len() < want && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let want: Vec<u32> = drives()
+        .iter()
+        .map(|d| d.n)
+        .filter(|n| statuses.is_none_or(|s| s.get(n).is_some_and(|line| line.contains(" 200"))))
+        .collect();
+    while Instant::now() < until {
+        let got = recorder.by_token();
+        if want.iter().all(|n| got.contains_key(n)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
