@@ -730,23 +730,33 @@ fn web_verdicts(report: &Value, id: &str) -> Vec<(String, String, String)> {
 fn conform_web_server_passes_our_gateway() {
     let port = free_port();
     let backend = format!("tcp:127.0.0.1:{port}");
-    let mut gateway = Command::new(FCGI)
-        .args([
-            "gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-local-root",
-            "--root",
-            "/srv",
-        ])
-        .args(["--backend", &backend])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    /// Kills the gateway (by PID) however the test ends.
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut gateway = Killed(
+        Command::new(FCGI)
+            .args([
+                "gateway",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-local-root",
+                "--root",
+                "/srv",
+            ])
+            .args(["--backend", &backend])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut first = String::new();
-    BufReader::new(gateway.stdout.take().unwrap())
+    BufReader::new(gateway.0.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
     let url = first
@@ -756,8 +766,7 @@ fn conform_web_server_passes_our_gateway() {
         .trim_end_matches('/')
         .to_owned();
     let (status, report) = conform_web_server(port, &url);
-    let _ = gateway.kill();
-    let _ = gateway.wait();
+    drop(gateway);
     assert_eq!(status, 0, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
     assert_eq!(report["passed"], 41, "{report}");
