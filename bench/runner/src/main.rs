@@ -264,6 +264,8 @@ fn servers(bin: &Path, work: &Path) -> Vec<Server> {
             multiplexes: false,
             ..ours("raw-pingpong", "pingpong")
         },
+        tcp_only("rama-fastcgi", bin.join("rama-fastcgi")),
+        tcp_only("tokio-fastcgi", bin.join("tokio-fastcgi")),
     ];
     if let Some(fpm) = ["/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm"]
         .iter()
@@ -306,6 +308,22 @@ fn work_root() -> PathBuf {
     std::env::temp_dir()
         .join(format!("fcgi-bench-{}", std::process::id()))
         .join("www")
+}
+
+/// A server from crates.io that serves TCP only here, one request at a time per connection.
+fn tcp_only(name: &'static str, path: PathBuf) -> Server {
+    Server {
+        name,
+        command: Box::new(move |addr: &Addr| match addr {
+            Addr::Tcp(_) => {
+                let mut c = Command::new(&path);
+                c.arg(addr.connect());
+                Some(c)
+            }
+            Addr::Unix(_) => None,
+        }),
+        multiplexes: false,
+    }
 }
 
 fn free_port() -> u16 {
