@@ -264,6 +264,11 @@ fn servers(bin: &Path, work: &Path) -> Vec<Server> {
             multiplexes: false,
             ..ours("raw-pingpong", "pingpong")
         },
+        Server {
+            // Go's fcgi serves each request in a goroutine: it multiplexes.
+            multiplexes: true,
+            ..ours("go-fcgi", "hello_go")
+        },
         tcp_only("rama-fastcgi", bin.join("rama-fastcgi")),
         tcp_only("tokio-fastcgi", bin.join("tokio-fastcgi")),
     ];

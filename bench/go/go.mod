@@ -1,0 +1,3 @@
+module fcgibench/hello
+
+go 1.19
