@@ -1,6 +1,6 @@
 <?php
-// The php_gateway demo's page: describes the request PHP received, as one JSON object.
-// (Served by fcgi-http/examples/php_gateway.rs; checked by examples/scripts/php_gateway.sh.)
+// The gateway demo's page: describes the request PHP received, as one JSON object.
+// (Served by `fcgi gateway`; checked by examples/scripts/php_gateway.sh.)
 header('Content-Type: application/json');
 header('X-Powered-By-Demo: php_gateway');
 
