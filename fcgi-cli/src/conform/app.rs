@@ -60,6 +60,15 @@ impl Target {
         self.params("GET", None, &[])
     }
 
+    /// A new connection with `bytes` already written on it.
+    async fn open(&self, bytes: &[u8]) -> Result<Wire, Outcome> {
+        let mut wire = self.connect().await?;
+        wire.send(bytes)
+            .await
+            .map_err(|e| Outcome::Fail(format!("cannot send: {e}")))?;
+        Ok(wire)
+    }
+
     async fn connect(&self) -> Result<Wire, Outcome> {
         Wire::connect(&self.backend, self.timeout)
             .await
@@ -96,13 +105,10 @@ async fn round_trip(
 
 /// A check whose whole work is one request on a fresh connection.
 async fn one_request(t: &Target, bytes: Vec<u8>, what: &str) -> Outcome {
-    let mut wire = match t.connect().await {
+    let mut wire = match t.open(&bytes).await {
         Ok(w) => w,
         Err(o) => return o,
     };
-    if let Err(e) = wire.send(&bytes).await {
-        return Outcome::Fail(format!("cannot send: {e}"));
-    }
     match completed(wire.answer(1).await) {
         Ok(a) => Outcome::Pass(format!("{what}; {} STDOUT bytes", a.stdout.len())),
         Err(e) => Outcome::Fail(e),
@@ -152,13 +158,10 @@ fn shown(values: &BTreeMap<String, String>) -> String {
 }
 
 async fn get_values_first(t: &Target, declared: &mut Declared) -> Outcome {
-    let mut wire = match t.connect().await {
+    let mut wire = match t.open(&get_values_record()).await {
         Ok(w) => w,
         Err(o) => return o,
     };
-    if let Err(e) = wire.send(&get_values_record()).await {
-        return Outcome::Fail(format!("cannot send: {e}"));
-    }
     match wire.management(wire::GET_VALUES_RESULT).await {
         Ok(Some(content)) => match values_of(&content) {
             Ok(values) => {
@@ -230,13 +233,10 @@ async fn get_values_after(t: &Target) -> Outcome {
 }
 
 async fn unknown_type(t: &Target) -> Outcome {
-    let mut wire = match t.connect().await {
+    let mut wire = match t.open(&wire::record(200, 0, &[0; 8], 0)).await {
         Ok(w) => w,
         Err(o) => return o,
     };
-    if let Err(e) = wire.send(&wire::record(200, 0, &[0; 8], 0)).await {
-        return Outcome::Fail(format!("cannot send: {e}"));
-    }
     match wire.management(wire::UNKNOWN_TYPE).await {
         Ok(Some(content)) if content.first() == Some(&200) => {
             Outcome::Pass("UNKNOWN_TYPE naming type 200".into())
@@ -542,17 +542,14 @@ async fn abort_after_end(t: &Target) -> Outcome {
 }
 
 async fn inactive_ids(t: &Target) -> Outcome {
-    let mut wire = match t.connect().await {
-        Ok(w) => w,
-        Err(o) => return o,
-    };
     let mut bytes = wire::record(wire::STDIN, 7, b"stray", 0);
     bytes.extend(wire::record(wire::PARAMS, 8, &t.get(), 0));
     bytes.extend(wire::record(wire::DATA, 9, b"stray", 0));
     bytes.extend(wire::request(1, 1, true, &t.get(), b""));
-    if let Err(e) = wire.send(&bytes).await {
-        return Outcome::Fail(format!("cannot send: {e}"));
-    }
+    let mut wire = match t.open(&bytes).await {
+        Ok(w) => w,
+        Err(o) => return o,
+    };
     match completed(wire.answer(1).await) {
         Ok(_) => {
             if wire
@@ -570,13 +567,10 @@ async fn inactive_ids(t: &Target) -> Outcome {
 }
 
 async fn unknown_role(t: &Target) -> Outcome {
-    let mut wire = match t.connect().await {
+    let mut wire = match t.open(&wire::request(1, 99, false, &t.get(), b"")).await {
         Ok(w) => w,
         Err(o) => return o,
     };
-    if let Err(e) = wire.send(&wire::request(1, 99, false, &t.get(), b"")).await {
-        return Outcome::Fail(format!("cannot send: {e}"));
-    }
     match wire.answer(1).await {
         Ok(Some(Answer {
             end: Some((_, wire::UNKNOWN_ROLE)),
