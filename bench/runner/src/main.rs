@@ -13,10 +13,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
+
+mod gateway;
+mod memory;
+mod proc;
+
+use proc::Running;
 
 /// How a server is started for an address (`None`: it cannot listen there).
 type Start = Box<dyn Fn(&Addr) -> Option<Command>>;
@@ -138,50 +143,141 @@ struct Run {
     p99: f64,
     cpu_us: f64,
     errors: u64,
+    /// The server's resident memory after the run (every process of its group), kB.
+    rss_kib: u64,
 }
 
-fn main() {
-    let mut fcgi = PathBuf::from("fcgi");
-    let mut bin = PathBuf::from(".");
-    let mut secs = 3.0f64;
-    let mut repeat = 2usize;
-    let mut only: Option<Vec<String>> = None;
-    let mut scenarios: Option<Vec<String>> = None;
-    let mut markdown: Option<PathBuf> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+/// What the command line asked for.
+struct Config {
+    fcgi: PathBuf,
+    bin: PathBuf,
+    secs: f64,
+    repeat: usize,
+    only: Option<Vec<String>>,
+    scenarios: Option<Vec<String>>,
+    sections: Vec<String>,
+    markdown: Option<PathBuf>,
+    work: PathBuf,
+    ticks: f64,
+}
+
+impl Config {
+    fn parse() -> Self {
+        let mut c = Config {
+            fcgi: PathBuf::from("fcgi"),
+            bin: PathBuf::from("."),
+            secs: 3.0,
+            repeat: 2,
+            only: None,
+            scenarios: None,
+            sections: SECTIONS.iter().map(|s| (*s).to_owned()).collect(),
+            markdown: None,
+            work: std::env::temp_dir().join(format!("fcgi-bench-{}", std::process::id())),
+            ticks: proc::clock_ticks(),
         };
-        match flag.as_str() {
-            "--fcgi" => fcgi = value().into(),
-            "--bin" => bin = value().into(),
-            "--secs" => secs = value().parse().unwrap_or_else(|_| usage("--secs")),
-            "--repeat" => repeat = value().parse().unwrap_or_else(|_| usage("--repeat")),
-            "--only" => only = Some(value().split(',').map(str::to_owned).collect()),
-            "--scenarios" => scenarios = Some(value().split(',').map(str::to_owned).collect()),
-            "--markdown" => markdown = Some(value().into()),
-            other => usage(&format!("unknown argument {other}")),
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            let mut value = || {
+                args.next()
+                    .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+            };
+            let list = |v: String| v.split(',').map(str::to_owned).collect::<Vec<_>>();
+            match flag.as_str() {
+                "--fcgi" => c.fcgi = value().into(),
+                "--bin" => c.bin = value().into(),
+                "--secs" => c.secs = value().parse().unwrap_or_else(|_| usage("--secs")),
+                "--repeat" => c.repeat = value().parse().unwrap_or_else(|_| usage("--repeat")),
+                "--only" => c.only = Some(list(value())),
+                "--scenarios" => c.scenarios = Some(list(value())),
+                "--sections" => {
+                    c.sections = list(value());
+                    if let Some(bad) = c.sections.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                        usage(&format!("unknown section {bad}"));
+                    }
+                }
+                "--markdown" => c.markdown = Some(value().into()),
+                other => usage(&format!("unknown argument {other}")),
+            }
         }
+        c
     }
-    let work = std::env::temp_dir().join(format!("fcgi-bench-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&work);
-    let servers: Vec<Server> = servers(&bin, &work)
-        .into_iter()
-        .filter(|s| only.as_ref().is_none_or(|o| o.iter().any(|n| n == s.name)))
-        .collect();
-    let ticks = clock_ticks();
-    let mut results: BTreeMap<(&str, &str), Vec<Run>> = BTreeMap::new();
-    let started = Instant::now();
-    for scenario in SCENARIOS {
-        if scenarios
+
+    fn wants(&self, section: &str) -> bool {
+        self.sections.iter().any(|s| s == section)
+    }
+
+    fn scenario_selected(&self, scenario: &Scenario) -> bool {
+        self.scenarios
             .as_ref()
-            .is_some_and(|s| !s.iter().any(|n| n == scenario.name))
-        {
-            continue;
-        }
-        for round in 0..repeat {
+            .is_none_or(|s| s.iter().any(|n| n == scenario.name))
+    }
+}
+
+/// The parts of a run, in order: a fresh server per scenario, one long-lived server across
+/// every scenario, the gateways under `wrk`, the 1 GiB response's memory.
+const SECTIONS: &[&str] = &["fresh", "long-lived", "gateway", "memory"];
+
+fn main() {
+    let config = Config::parse();
+    let _ = std::fs::create_dir_all(&config.work);
+    let servers: Vec<Server> = servers(&config.bin, &config.work)
+        .into_iter()
+        .filter(|s| {
+            config
+                .only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|n| n == s.name))
+        })
+        .collect();
+    let started = Instant::now();
+    let mut report = String::new();
+    let mut fresh = BTreeMap::new();
+    if config.wants("fresh") {
+        fresh = fresh_servers(&config, &servers);
+        report.push_str("## Servers, a fresh process per scenario\n\n");
+        report.push_str(&table(&fresh, &servers));
+    }
+    if config.wants("long-lived") {
+        let long = long_lived(&config, &servers);
+        report.push_str("\n## Servers, one long-lived process through every scenario\n\n");
+        report.push_str(&long_lived_table(&long, &fresh, &servers));
+    }
+    if config.wants("gateway") {
+        report.push_str("\n## Gateways: wrk → proxy → C libfcgi\n\n");
+        report.push_str(&gateway::run(&config));
+    }
+    if config.wants("memory") {
+        report.push_str("\n## Memory: a 1 GiB response streamed through\n\n");
+        report.push_str(&memory::run(&config));
+    }
+    println!("{report}");
+    println!("(whole run: {:.0} s)", started.elapsed().as_secs_f64());
+    if let Some(path) = &config.markdown
+        && let Err(e) = std::fs::write(path, &report)
+    {
+        eprintln!("cannot write {}: {e}", path.display());
+    }
+    let _ = std::fs::remove_dir_all(&config.work);
+}
+
+type Results = BTreeMap<(&'static str, &'static str), Vec<Run>>;
+
+fn print_run(label: &str, scenario: &str, server: &str, run: &Result<Run, String>) {
+    match run {
+        Ok(run) => eprintln!(
+            "{label:<5} {scenario:<28} {server:<14} {:>9.0} req/s  p99 {:>7.3} ms  {:>7.2} us CPU/req  {:>7} kB  {} errors",
+            run.rps, run.p99, run.cpu_us, run.rss_kib, run.errors
+        ),
+        Err(e) => eprintln!("{label:<5} {scenario:<28} {server:<14} skipped: {e}"),
+    }
+}
+
+/// Every scenario, `repeat` rounds with the server order reversed every other round, a
+/// fresh server each time.
+fn fresh_servers(config: &Config, servers: &[Server]) -> Results {
+    let mut results = Results::new();
+    for scenario in SCENARIOS.iter().filter(|s| config.scenario_selected(s)) {
+        for round in 0..config.repeat {
             let order: Vec<&Server> = if round % 2 == 0 {
                 servers.iter().collect()
             } else {
@@ -191,36 +287,82 @@ fn main() {
                 if scenario.depth > 1 && !server.multiplexes {
                     continue;
                 }
-                let addr = if scenario.unix {
-                    Addr::Unix(work.join(format!("{}.sock", server.name)))
-                } else {
-                    Addr::Tcp(free_port())
-                };
-                match measure(server, scenario, &addr, &fcgi, secs, ticks) {
-                    Ok(run) => {
-                        eprintln!(
-                            "{:<28} {:<14} {:>9.0} req/s  p99 {:>7.3} ms  {:>7.2} us CPU/req  {} errors",
-                            scenario.name, server.name, run.rps, run.p99, run.cpu_us, run.errors
-                        );
+                let addr = address(config, server, scenario.unix);
+                let run = start(server, &addr).and_then(|running| {
+                    measure(
+                        &running,
+                        scenario,
+                        &addr,
+                        &config.fcgi,
+                        config.secs,
+                        config.ticks,
+                    )
+                });
+                print_run("fresh", scenario.name, server.name, &run);
+                if let Ok(run) = run {
+                    results
+                        .entry((scenario.name, server.name))
+                        .or_default()
+                        .push(run);
+                }
+            }
+        }
+    }
+    results
+}
+
+/// One process per server and transport, through every scenario of that transport `repeat`
+/// times over: what a server that has lived a while costs, and whether its memory grows.
+fn long_lived(config: &Config, servers: &[Server]) -> Results {
+    let mut results = Results::new();
+    for server in servers {
+        for unix in [false, true] {
+            let addr = address(config, server, unix);
+            let running = match start(server, &addr) {
+                Ok(running) => running,
+                Err(e) => {
+                    eprintln!(
+                        "long  {:<28} {:<14} skipped: {e}",
+                        if unix { "unix" } else { "tcp" },
+                        server.name
+                    );
+                    continue;
+                }
+            };
+            for _ in 0..config.repeat {
+                for scenario in SCENARIOS.iter().filter(|s| {
+                    s.unix == unix
+                        && config.scenario_selected(s)
+                        && (s.depth == 1 || server.multiplexes)
+                }) {
+                    let run = measure(
+                        &running,
+                        scenario,
+                        &addr,
+                        &config.fcgi,
+                        config.secs,
+                        config.ticks,
+                    );
+                    print_run("long", scenario.name, server.name, &run);
+                    if let Ok(run) = run {
                         results
                             .entry((scenario.name, server.name))
                             .or_default()
                             .push(run);
                     }
-                    Err(e) => eprintln!("{:<28} {:<14} skipped: {e}", scenario.name, server.name),
                 }
             }
         }
     }
-    let table = table(&results, &servers);
-    println!("{table}");
-    println!("(whole run: {:.0} s)", started.elapsed().as_secs_f64());
-    if let Some(path) = markdown
-        && let Err(e) = std::fs::write(&path, &table)
-    {
-        eprintln!("cannot write {}: {e}", path.display());
+    results
+}
+
+fn address(config: &Config, server: &Server, unix: bool) -> Addr {
+    if unix {
+        Addr::Unix(config.work.join(format!("{}.sock", server.name)))
+    } else {
+        Addr::Tcp(proc::free_port())
     }
-    let _ = std::fs::remove_dir_all(&work);
 }
 
 fn usage(why: &str) -> ! {
@@ -331,100 +473,30 @@ fn tcp_only(name: &'static str, path: PathBuf) -> Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+/// A fresh instance of `server` listening on `addr`, pinned to CPU 0.
+fn start(server: &Server, addr: &Addr) -> Result<Running, String> {
+    let command = (server.command)(addr).ok_or("cannot start here")?;
+    let running = proc::spawn_pinned(&command, "0")?;
+    proc::wait_until(server.name, || addr.ready())?;
+    Ok(running)
 }
 
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// CPU ticks (user + system) of every process in process group `pgid`.
-fn group_ticks(pgid: u32) -> u64 {
-    let mut total = 0;
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    for entry in dir.flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // Fields after the command name (which may hold spaces) start after the last ')'.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        // f[2] = pgrp, f[11] = utime, f[12] = stime (fields 5, 14, 15 of stat(5)).
-        if f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) {
-            total += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            total += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        }
-    }
-    total
-}
-
-/// The server, killed (its whole process group) when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // The whole group (php-fpm's workers too), by its id: never through a `kill`
-        // command line, where a mistyped group id can read as -1 (every process).
-        if let Some(pgid) = rustix::process::Pid::from_raw(self.0.id() as i32) {
-            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-        }
-        let _ = self.0.wait();
-    }
-}
-
+/// One scenario against a running server: a warm-up (connections, php-fpm's workers), then
+/// the measured run, with the server's CPU read before and after.
 fn measure(
-    server: &Server,
+    running: &Running,
     scenario: &Scenario,
     addr: &Addr,
     fcgi: &Path,
     secs: f64,
     ticks_per_sec: f64,
 ) -> Result<Run, String> {
-    let command = (server.command)(addr).ok_or("cannot start here")?;
-    // Pinned to CPU 0 through taskset, in a process group of its own.
-    let program = command.get_program().to_owned();
-    let args: Vec<_> = command.get_args().map(ToOwned::to_owned).collect();
-    let mut pinned = Command::new("taskset");
-    pinned
-        .arg("-c")
-        .arg("0")
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    let child = pinned.spawn().map_err(|e| format!("start: {e}"))?;
-    let running = Running(child);
-    let until = Instant::now() + Duration::from_secs(15);
-    while !addr.ready() {
-        if Instant::now() > until {
-            return Err("not listening after 15 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // Warm up (connections, php-fpm's workers), then measure.
     let root = work_root();
-    let warm = bench(fcgi, &root, scenario, addr, 0.5)?;
-    drop(warm);
+    drop(bench(fcgi, &root, scenario, addr, 0.5)?);
     let pgid = running.0.id();
-    let before = group_ticks(pgid);
+    let before = proc::group_ticks(pgid);
     let report = bench(fcgi, &root, scenario, addr, secs)?;
-    let after = group_ticks(pgid);
-    drop(running);
+    let after = proc::group_ticks(pgid);
     let requests = report["requests"].as_f64().unwrap_or(0.0);
     if requests == 0.0 {
         return Err(format!("no request answered: {report}"));
@@ -435,6 +507,7 @@ fn measure(
         p99: report["latency_ms"]["p99"].as_f64().unwrap_or(0.0),
         cpu_us: (after.saturating_sub(before)) as f64 / ticks_per_sec * 1e6 / requests,
         errors: report["errors"].as_u64().unwrap_or(0),
+        rss_kib: proc::group_rss_kib(pgid),
     })
 }
 
@@ -485,6 +558,7 @@ fn mean(runs: &[Run]) -> Run {
         p99: runs.iter().map(|r| r.p99).sum::<f64>() / n,
         cpu_us: runs.iter().map(|r| r.cpu_us).sum::<f64>() / n,
         errors: runs.iter().map(|r| r.errors).sum(),
+        rss_kib: runs.iter().map(|r| r.rss_kib).max().unwrap_or(0),
     }
 }
 
@@ -516,6 +590,45 @@ fn table(results: &BTreeMap<(&str, &str), Vec<Run>>, servers: &[Server]) -> Stri
                 m.cpu_us,
                 ratio(&libfcgi),
                 ratio(&raw),
+                m.errors
+            );
+        }
+    }
+    t
+}
+
+/// The long-lived pass: means per scenario and server, the ratio to the same server fresh,
+/// and its resident memory after the first and the last pass (growth = something kept).
+fn long_lived_table(long: &Results, fresh: &Results, servers: &[Server]) -> String {
+    let mut t = String::from(
+        "| scenario | server | req/s | server CPU µs/req | CPU ÷ libfcgi | CPU ÷ same server fresh | RSS after pass 1 kB | RSS after last pass kB | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for scenario in SCENARIOS {
+        let of =
+            |results: &Results, name: &str| results.get(&(scenario.name, name)).map(|r| mean(r));
+        let libfcgi = of(long, "c-libfcgi");
+        for server in servers {
+            let Some(runs) = long.get(&(scenario.name, server.name)) else {
+                continue;
+            };
+            let m = mean(runs);
+            let ratio = |base: Option<Run>| {
+                base.filter(|b| b.cpu_us > 0.0).map_or_else(
+                    || "—".to_owned(),
+                    |b| format!("{:.2}×", m.cpu_us / b.cpu_us),
+                )
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {} | {:.0} | {:.1} | {} | {} | {} | {} | {} |",
+                scenario.name,
+                server.name,
+                m.rps,
+                m.cpu_us,
+                ratio(libfcgi.clone()),
+                ratio(of(fresh, server.name)),
+                runs.first().map_or(0, |r| r.rss_kib),
+                runs.last().map_or(0, |r| r.rss_kib),
                 m.errors
             );
         }

@@ -1,6 +1,6 @@
 //! What every benchmark server answers, the same bytes whatever the implementation:
-//! `/big...` gets a 1 MiB body, anything else `hello`; the request body is read to its end
-//! first.
+//! `/big...` gets a 1 MiB body, `/huge...` (ours only: the memory check) 1 GiB, anything
+//! else `hello`; the request body is read to its end first.
 
 use bytes::Bytes;
 use fcgi_driver::server::{Handler, Request, Response};
@@ -11,6 +11,8 @@ pub const HEAD: &[u8] = b"Content-Type: text/plain\r\n\r\n";
 pub const HELLO: &[u8] = b"hello";
 /// The large body's size.
 pub const BIG: usize = 1 << 20;
+/// The memory check's body size.
+pub const HUGE: usize = 1 << 30;
 
 static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
@@ -44,15 +46,19 @@ pub fn hello() -> impl Handler {
                 return 1;
             }
         }
-        let big = req
-            .params()
-            .get(b"REQUEST_URI")
-            .is_some_and(|u| u.starts_with(b"/big"));
+        let uri = req.params().get(b"REQUEST_URI").unwrap_or_default();
+        let size = if uri.starts_with(b"/big") {
+            BIG
+        } else if uri.starts_with(b"/huge") {
+            HUGE
+        } else {
+            0
+        };
         if out.stdout(Bytes::from_static(HEAD)).await.is_err() {
             return 1;
         }
-        if big {
-            for _ in 0..BIG / CHUNK.len() {
+        if size > 0 {
+            for _ in 0..size / CHUNK.len() {
                 if out.stdout(Bytes::from_static(&CHUNK)).await.is_err() {
                     return 1;
                 }

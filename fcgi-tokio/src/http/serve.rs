@@ -128,7 +128,10 @@ pub async fn serve<S, B>(
         let access_log = options.access_log;
         let hyper_service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(info);
-            let line = access_log.then(|| {
+            // Formatted only when someone listens (RUST_LOG may filter the access log out).
+            let line = (access_log
+                && tracing::enabled!(target: "fcgi_tokio::http::access", tracing::Level::INFO))
+            .then(|| {
                 format!(
                     "{} {} {:?}",
                     request.method(),
