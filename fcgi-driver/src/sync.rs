@@ -12,8 +12,8 @@
 //!   owner.
 //! - [`lock`]: a poison-tolerant mutex lock.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use atomic_waker::AtomicWaker;
@@ -96,11 +96,22 @@ impl SignalWait {
 #[derive(Debug, Default)]
 pub(crate) struct Notify {
     event: Event,
+    /// Waits armed and not yet over: with none, a notification is one atomic load instead
+    /// of the event's lock (it is sent after every write and every request's end, and
+    /// almost never has a waiter).
+    armed: Arc<AtomicUsize>,
 }
 
 impl Notify {
     /// Wakes every current waiter.
     pub(crate) fn notify(&self) {
+        // Pairs with the increment in `NotifyWait::arm`: a waiter counted after this load
+        // registers, then checks its condition, which the caller changed before notifying
+        // (the listen / re-check / wait pattern), so it cannot miss the change.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.armed.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         self.event.notify(usize::MAX);
     }
 
@@ -115,21 +126,34 @@ impl Notify {
 /// false, so that a notification between the check and the wait is never lost.
 #[derive(Debug, Default)]
 pub(crate) struct NotifyWait {
-    listener: Option<EventListener>,
+    /// The registration, and the count of armed waits it is part of.
+    listener: Option<(EventListener, Armed)>,
+}
+
+/// One armed wait, counted in its [`Notify`] until dropped.
+#[derive(Debug)]
+struct Armed(Arc<AtomicUsize>);
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl NotifyWait {
     /// Registers interest (if not registered yet).
     pub(crate) fn arm(&mut self, notify: &Notify) {
         if self.listener.is_none() {
-            self.listener = Some(notify.event.listen());
+            notify.armed.fetch_add(1, Ordering::SeqCst);
+            let armed = Armed(Arc::clone(&notify.armed));
+            self.listener = Some((notify.event.listen(), armed));
         }
     }
 
     /// Ready once a notification came after [`arm`](Self::arm); the wait is then disarmed.
     /// Ready at once if not armed (the caller checks its condition again).
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(listener) = &mut self.listener else {
+        let Some((listener, _)) = &mut self.listener else {
             return Poll::Ready(());
         };
         if std::pin::Pin::new(listener).poll(cx).is_ready() {
@@ -168,5 +192,50 @@ impl OneWaiter {
             return Poll::Ready(());
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll(wait: &mut NotifyWait) -> Poll<()> {
+        wait.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn notify_wakes_armed_waits_and_counts_them_out() {
+        let notify = Notify::default();
+        // Nobody waits: nothing to do, nothing kept.
+        notify.notify();
+        assert_eq!(notify.armed.load(Ordering::SeqCst), 0);
+
+        let mut a = NotifyWait::default();
+        let mut b = NotifyWait::default();
+        a.arm(&notify);
+        b.arm(&notify);
+        a.arm(&notify); // armed once, however often asked
+        assert_eq!(notify.armed.load(Ordering::SeqCst), 2);
+        assert!(poll(&mut a).is_pending());
+        notify.notify();
+        assert!(poll(&mut a).is_ready());
+        assert_eq!(notify.armed.load(Ordering::SeqCst), 1, "a's wait is over");
+        drop(b); // dropped while armed: counted out too
+        assert_eq!(notify.armed.load(Ordering::SeqCst), 0);
+        assert_eq!(notify.waiters(), 0);
+    }
+
+    #[test]
+    fn a_wait_armed_after_a_notification_waits_for_the_next() {
+        let notify = Notify::default();
+        let mut early = NotifyWait::default();
+        early.arm(&notify);
+        notify.notify();
+        let mut late = NotifyWait::default();
+        late.arm(&notify);
+        assert!(poll(&mut early).is_ready());
+        assert!(poll(&mut late).is_pending());
+        notify.notify();
+        assert!(poll(&mut late).is_ready());
     }
 }

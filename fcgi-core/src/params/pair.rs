@@ -23,12 +23,19 @@ pub fn encoded_pair_len(name: &[u8], value: &[u8]) -> Result<usize, Error> {
     Ok(length_prefix_len(name.len()) + length_prefix_len(value.len()) + name.len() + value.len())
 }
 
-fn put_length(out: &mut impl BufMut, len: usize) {
+/// The length prefix of a component of `len` bytes (at most
+/// [`MAX_PAIR_COMPONENT_LEN`]): the buffer and how many of its bytes are used.
+pub(crate) fn length_prefix(len: usize) -> ([u8; 4], usize) {
     if len < 128 {
-        out.put_u8(len as u8);
+        ([len as u8, 0, 0, 0], 1)
     } else {
-        out.put_u32(len as u32 | 0x8000_0000);
+        ((len as u32 | 0x8000_0000).to_be_bytes(), 4)
     }
+}
+
+fn put_length(out: &mut impl BufMut, len: usize) {
+    let (prefix, used) = length_prefix(len);
+    out.put_slice(&prefix[..used]);
 }
 
 /// Appends one encoded pair to `out`. A component of 2^31 bytes or more is refused with

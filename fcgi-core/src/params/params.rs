@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use super::pair::{PairLayout, encode_pair, encoded_pair_len, parse_layout};
+use super::pair::{PairLayout, encoded_pair_len, length_prefix, parse_layout};
 use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +73,14 @@ impl Params {
         let total = encoded_pair_len(name, value)?;
         let start = self.wire.len();
         self.wire.reserve(total);
-        encode_pair(&mut self.wire, name, value)?;
+        // The lengths, then both components, appended to the reserved room (this is the
+        // gateway's per-parameter cost: no generic `BufMut` path here).
+        for len in [name.len(), value.len()] {
+            let (prefix, used) = length_prefix(len);
+            self.wire.extend_from_slice(&prefix[..used]);
+        }
+        self.wire.extend_from_slice(name);
+        self.wire.extend_from_slice(value);
         self.entries.push(Entry {
             name: start + total - name.len() - value.len(),
             name_len: name.len(),

@@ -3,7 +3,9 @@
 //! Every method runs under the connection's mutex and never awaits. Dropping it (with the
 //! connection) drops every request entry, queue and waker of the connection.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 use std::io;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -87,7 +89,7 @@ pub(crate) struct ConnShared {
     pub(crate) conn: ClientConnection,
     /// The connection's one request map: requests in flight under their id, ended ones
     /// whose response is still being read under [`ended_key`].
-    requests: HashMap<u64, ReqState>,
+    requests: FxHashMap<u64, ReqState>,
     next_serial: u64,
     entries: Gauge,
     /// The driver task (one task: one slot, replaced when it changes).
@@ -125,7 +127,7 @@ impl ConnShared {
         let limit = conn.config().limits.max_buffered_input;
         Self {
             conn,
-            requests: HashMap::new(),
+            requests: FxHashMap::default(),
             next_serial: 0,
             entries,
             driver: None,

@@ -14,11 +14,11 @@ use fcgi_core::server::{Event, ServerConnection};
 use super::handler::{Body, Handler, Request, Response};
 use super::options::ServerOptions;
 use super::registry::{Member, Standing};
-use super::shared::{Shared, StreamKind, Ticket};
+use super::shared::{Cork, Shared, StreamKind, Ticket};
 use super::state::ServerState;
 use super::task::{CANCELLED_APP_STATUS, HandlerTask};
 use crate::pump::{Alarm, Endpoint, Pump, PumpError};
-use crate::runtime::{Peer, Runtime, Transport};
+use crate::runtime::{BoxFuture, Peer, Runtime, Transport};
 use crate::stats::Token;
 use crate::sync::{SignalWait, lock};
 
@@ -35,6 +35,14 @@ struct ConnContext<R, H> {
     begun: u64,
     /// Whether a request's params have been complete yet (its handler started).
     served_first: bool,
+    /// The connection's write coalescing (the one in `shared`).
+    cork: Arc<Cork>,
+    /// The handler run inside this task rather than spawned (see [`Driver::poll_inline`]).
+    inline: Option<BoxFuture<()>>,
+    /// `inline` was set and not polled yet.
+    inline_fresh: bool,
+    /// A handler was started in this round of the pump.
+    handler_started: bool,
 }
 
 pub(crate) struct Driver<T, R, H> {
@@ -66,19 +74,24 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         opts: Arc<ServerOptions>,
         state: Arc<ServerState>,
     ) -> Self {
-        let conn = ServerConnection::new(opts.core.clone());
+        let shared = Shared::new(ServerConnection::new(opts.core.clone()));
+        let cork = Arc::clone(&shared.cork);
         let live = state.connection_tasks.token();
         Self {
             pump: Pump::new(io),
             cx: ConnContext {
                 rt,
                 handler,
-                shared: Arc::new(Mutex::new(Shared::new(conn))),
+                shared: Arc::new(Mutex::new(shared)),
+                cork,
                 opts,
                 state,
                 peer,
                 begun: 0,
                 served_first: false,
+                inline: None,
+                inline_fresh: false,
+                handler_started: false,
             },
             draining: SignalWait::default(),
             force: SignalWait::default(),
@@ -147,15 +160,27 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
                 )));
             }
         }
-        let mut ep = Conn {
-            g: &mut g,
-            cx: &mut self.cx,
-        };
-        if let Err(e) = self.pump.drive(cx, &mut ep) {
-            return Poll::Ready(Err(match e {
-                PumpError::Protocol(e) => io::Error::new(io::ErrorKind::InvalidData, e),
-                PumpError::Io(e) => e,
-            }));
+        if let Err(e) = self.drive_pump(cx, &mut g) {
+            return Poll::Ready(Err(e));
+        }
+        if std::mem::take(&mut self.cx.handler_started) {
+            // Busy before the handler can end: the registry must not see this connection as
+            // expendable while its response is still on its way (the standing below comes
+            // only after the inline handler and the writes).
+            self.member.set(Standing::Busy, Instant::now());
+        }
+        if self.cx.inline.is_some() {
+            drop(g);
+            self.poll_inline(cx);
+            g = lock(&shared);
+            // What it queued leaves now, in this poll (and input it made room for comes in).
+            if let Err(e) = self.drive_pump(cx, &mut g) {
+                return Poll::Ready(Err(e));
+            }
+            if self.cx.inline_fresh {
+                // That started the next request's handler: it runs on the next poll.
+                cx.waker().wake_by_ref();
+            }
         }
         if g.slots.is_empty() && g.conn.active_requests() == 0 {
             if self.pump.eof() {
@@ -193,6 +218,37 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         match self.alarm.poll(&self.cx.rt, cx, deadline) {
             Poll::Ready(what) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what))),
             Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// One round of the pump: reads, the core's events dispatched, queued output written.
+    fn drive_pump(&mut self, cx: &mut Context<'_>, g: &mut Shared) -> io::Result<()> {
+        let mut ep = Conn {
+            g,
+            cx: &mut self.cx,
+        };
+        self.pump.drive(cx, &mut ep).map_err(|e| match e {
+            PumpError::Protocol(e) => io::Error::new(io::ErrorKind::InvalidData, e),
+            PumpError::Io(e) => e,
+        })
+    }
+
+    /// Polls the handler that runs inside this task (the connection's lock not held: the
+    /// handler takes it). A connection's first handler runs here rather than in a task of its
+    /// own — one task poll per request instead of three (driver, handler, driver again), the
+    /// request read, answered and written in one go; while it runs, further requests of a
+    /// multiplexed connection get tasks of their own, so they run in parallel. Its wake-ups
+    /// (input, transmit room, whatever it awaits) wake this task, which polls it after each
+    /// round of the pump. When the connection ends, dropping it cancels it, as a spawned
+    /// handler is cancelled.
+    fn poll_inline(&mut self, cx: &mut Context<'_>) {
+        let Some(handler) = self.cx.inline.as_mut() else {
+            return;
+        };
+        self.cx.inline_fresh = false;
+        let _corked = self.cx.cork.enter_driver();
+        if handler.as_mut().poll(cx).is_ready() {
+            self.cx.inline = None;
         }
     }
 
@@ -384,6 +440,7 @@ impl<R: Runtime, H: Handler> Conn<'_, R, H> {
         };
         slot.spawned = true;
         cx.served_first = true;
+        cx.handler_started = true;
         let role = slot.role;
         let ticket = Ticket {
             id,
@@ -419,13 +476,21 @@ impl<R: Runtime, H: Handler> Conn<'_, R, H> {
         let shared = Arc::clone(&cx.shared);
         let cork = Arc::clone(&g.cork);
         let span = crate::log::request_span(id, &role);
-        cx.rt.spawn(Box::pin(crate::log::in_span(span, async move {
+        let work: BoxFuture<()> = Box::pin(crate::log::in_span(span, async move {
             let mut run = std::pin::pin!(task.run(handler, request, response, abort));
             std::future::poll_fn(|cx| {
                 let _corked = cork.enter(&shared);
                 run.as_mut().poll(cx)
             })
             .await;
-        })));
+        }));
+        // The first handler runs in the connection's task (see `Driver::poll_inline`); one
+        // started while it still runs gets a task of its own.
+        if cx.inline.is_none() {
+            cx.inline = Some(work);
+            cx.inline_fresh = true;
+        } else {
+            cx.rt.spawn(work);
+        }
     }
 }

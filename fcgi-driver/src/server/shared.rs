@@ -3,7 +3,9 @@
 //! connection's mutex and never awaits. Dropping it (with the connection) drops every
 //! request entry, queue and waker of the connection.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -99,6 +101,29 @@ impl Cork {
     }
 }
 
+/// The driver polling its inline handler (see `Driver::poll_inline`): corked like a handler
+/// task's poll, but leaving wakes no one — the driver writes what was queued itself, right
+/// after.
+pub(crate) struct CorkedByDriver<'a>(&'a Cork);
+
+impl Cork {
+    /// Marks the driver's poll of its inline handler in progress until the guard drops.
+    pub(crate) fn enter_driver(&self) -> CorkedByDriver<'_> {
+        self.polling.fetch_add(1, Ordering::SeqCst);
+        CorkedByDriver(self)
+    }
+}
+
+impl Drop for CorkedByDriver<'_> {
+    fn drop(&mut self) {
+        // The last poll in progress: output wanted so far is the driver's to write (it
+        // flushes next). Handler tasks still polling elsewhere wake it when they end.
+        if self.0.polling.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.wanted.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
 /// A handler poll in progress; see [`Cork`].
 pub(crate) struct Corked<'a> {
     cork: &'a Cork,
@@ -120,7 +145,7 @@ pub(crate) struct Shared {
     pub(crate) conn: ServerConnection,
     pub(crate) cork: Arc<Cork>,
     /// The connection's one request map, by request id.
-    pub(crate) slots: HashMap<u16, Slot>,
+    pub(crate) slots: FxHashMap<u16, Slot>,
     next_serial: u64,
     /// The driver task (one task: one slot, replaced when it changes).
     driver: Option<Waker>,
@@ -149,7 +174,7 @@ impl Shared {
         Self {
             conn,
             cork: Arc::default(),
-            slots: HashMap::new(),
+            slots: FxHashMap::default(),
             next_serial: 0,
             driver: None,
             room: Notify::default(),

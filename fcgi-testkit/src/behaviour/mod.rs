@@ -102,6 +102,7 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@tests $harness;
             // Server.
             server_abort_multiplexed,
+            server_requests_beside_a_running_handler,
             server_abort_non_multiplexed,
             server_graceful_shutdown,
             server_shutdown_deadline,

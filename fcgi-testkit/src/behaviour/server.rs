@@ -98,6 +98,40 @@ pub fn server_abort_multiplexed<H: Harness>() {
     });
 }
 
+/// A connection's first handler runs inside its driver task; requests that arrive while it
+/// runs get handler tasks of their own. So on one multiplexed connection a handler that
+/// never returns holds up nothing: later requests are answered beside it (the first of
+/// them on the same connection), and once it is cancelled the next request's handler runs
+/// in the driver again.
+pub fn server_requests_beside_a_running_handler<H: Harness>() {
+    let h = H::new();
+    let rt = h.runtime();
+    h.block_on(async {
+        let app = TestApp::new(rt.clone());
+        let srv = Srv::start(&h, Net::Tcp, server_opts(), app.clone(), plan_inert()).await;
+        let (client, _cnet) = srv.client(&h, client_opts(Multiplexing::On(4)), plan_inert());
+        let hang = within(&rt, "send", client.send(req("hang")))
+            .await
+            .expect("send");
+        eventually(&rt, "the handler runs", || app.probe.started() == 1).await;
+        for _ in 0..3 {
+            let text = fetch_ok::<H>(&rt, &client, req("ok")).await;
+            assert!(text.starts_with("ok id=2 "), "beside id 1: {text}");
+        }
+        assert_eq!(srv.net.opened(), 1, "all on one connection");
+        drop(hang);
+        eventually(&rt, "the hanging handler is cancelled", || {
+            app.probe.cancelled() == 1
+        })
+        .await;
+        eventually(&rt, "its slot is released", || srv.handle.requests() == 0).await;
+        let text = fetch_ok::<H>(&rt, &client, req("ok")).await;
+        assert!(text.starts_with("ok id=1 "), "id 1 again: {text}");
+        assert_eq!(srv.net.opened(), 1);
+        assert_eq!((app.probe.completed(), app.probe.io_errors()), (4, 0));
+    });
+}
+
 /// Dropping a response on a non-multiplexed connection closes the connection: the server
 /// sees end of stream, drops the handler's future and closes its side; the next request
 /// gets a new connection.
