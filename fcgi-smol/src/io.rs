@@ -110,6 +110,7 @@ impl<R: AsyncRead + Unpin> futures_core::Stream for ReaderStream<R> {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)] // test assertions
 mod tests {
     use super::*;
 

@@ -3,9 +3,13 @@
 //! `keepalive` pool), each fresh per run, `repeat` rounds with the order reversed every other
 //! round.
 //!
-//! The proxy is pinned to CPU 0 alone; the application (C libfcgi, 16 threads: neither proxy
-//! can multiplex on it, so both hold up to 16 kept connections) and `wrk` (one thread, 16
-//! kept-alive HTTP/1.1 connections) share CPU 1. The figure that matters is the proxy's CPU
+//! The proxy is pinned to CPU 0 alone; the application and `wrk` (one thread, 16 kept-alive
+//! HTTP/1.1 connections) share CPU 1. The application is our tokio benchmark server, not C
+//! libfcgi: libfcgi writes its empty `STDOUT` and its `END_REQUEST` separately, and nginx,
+//! done at the empty `STDOUT`, then cannot keep the connection — it opened a new one per
+//! request (`strace -c`: one `socket`, `connect` and `close` per request), which would count
+//! against nginx. With ours both proxies keep their connections (two `writev` and two
+//! `recvfrom` per request each). The figure that matters is the proxy's CPU
 //! per request, read from `/proc` (nginx: master and its one worker); requests/s and the
 //! latency percentiles are reported beside it. Both proxies send their full parameter set
 //! (nginx: Debian's `fastcgi_params` + `SCRIPT_FILENAME`; ours: the same set and every
@@ -32,6 +36,8 @@ struct GatewayRun {
 }
 
 const PROXIES: &[&str] = &["ours (fcgi gateway)", "nginx"];
+/// The application behind both proxies (a binary of `bench/servers`).
+const APPLICATION: &str = "ours-tokio";
 const CONNECTIONS: u32 = 16;
 
 /// Runs both proxies `config.repeat` times and returns the markdown table.
@@ -107,8 +113,8 @@ fn mean(runs: &[GatewayRun]) -> Option<GatewayRun> {
 /// A fresh application and proxy, one check that the proxy answers, a warm-up, the run.
 fn measure(config: &Config, index: usize, nginx: &Path, wrk: &Path) -> Result<GatewayRun, String> {
     let backend_port = proc::free_port();
-    let mut app = Command::new(config.bin.join("hello_libfcgi"));
-    app.arg(format!("127.0.0.1:{backend_port}"));
+    let mut app = Command::new(config.bin.join(APPLICATION));
+    app.arg(format!("tcp:127.0.0.1:{backend_port}"));
     let _app = proc::spawn_pinned(&app, "1")?;
     proc::wait_until("the application", || tcp_ready(backend_port))?;
 

@@ -243,7 +243,7 @@ fn main() {
         report.push_str(&long_lived_table(&long, &fresh, &servers));
     }
     if config.wants("gateway") {
-        report.push_str("\n## Gateways: wrk → proxy → C libfcgi\n\n");
+        report.push_str("\n## Gateways: wrk → proxy → the same application\n\n");
         report.push_str(&gateway::run(&config));
     }
     if config.wants("memory") {
