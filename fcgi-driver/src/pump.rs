@@ -26,6 +26,9 @@ const MAX_IOVECS: usize = 64;
 /// How much spare room a read asks for.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Below this much room left in the input buffer, a read gets a fresh [`READ_CHUNK`].
+const MIN_READ_ROOM: usize = READ_CHUNK / 8;
+
 /// What the pump needs from a core connection: input in, events out, transmit queue out.
 pub(crate) trait Core {
     type Event;
@@ -160,7 +163,12 @@ impl<T: Transport> Pump<T> {
             // 3. Read more only once the core took everything we had.
             if !self.eof && self.input.is_empty() && ep.core().wants_input() && ep.has_input_room()
             {
-                self.input.reserve(READ_CHUNK);
+                // The rest of the current buffer first: the records read before still
+                // hold its front (a request's params, a response's STDOUT pieces), so
+                // reserving would allocate a new one for every small message.
+                if self.input.capacity() < MIN_READ_ROOM {
+                    self.input.reserve(READ_CHUNK);
+                }
                 match self.io.poll_read_buf(cx, &mut self.input) {
                     Poll::Ready(Ok(0)) => {
                         self.eof = true;
@@ -236,7 +244,10 @@ pub(crate) struct Alarm {
 
 impl Alarm {
     /// `Ready(what)` once `deadline` has passed; until then the task is woken when it does.
-    /// `None` clears the timer.
+    /// `None` leaves an armed timer as it is: re-arming costs an allocation and a timer
+    /// registration (a client connection has no deadline between a response's end and the
+    /// next request, so that was once per request), and a timer firing early only makes the
+    /// task look again.
     pub(crate) fn poll<R: Runtime>(
         &mut self,
         rt: &R,
@@ -244,7 +255,6 @@ impl Alarm {
         deadline: Option<(Instant, &'static str)>,
     ) -> Poll<&'static str> {
         let Some((at, what)) = deadline else {
-            self.armed = None;
             return Poll::Pending;
         };
         let now = Instant::now();

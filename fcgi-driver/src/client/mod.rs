@@ -361,9 +361,16 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
         // closes at once (full, or refusing us) must not make us reconnect forever.
         let mut stillborn = 0;
         loop {
-            // Listen before looking, so that a change between the two is not missed.
-            changed.arm(&self.pool.changed);
-            match self.pool.pick(self.opts.max_connections, !fresh) {
+            let pick = match self.pool.pick(self.opts.max_connections, !fresh) {
+                // Nothing free: listen, then look again, so that a change between the two
+                // is not missed (listening only when needed: it takes the event's lock).
+                Pick::Wait => {
+                    changed.arm(&self.pool.changed);
+                    self.pool.pick(self.opts.max_connections, !fresh)
+                }
+                pick => pick,
+            };
+            match pick {
                 Pick::Reuse(c) => return Ok(c),
                 Pick::Connect(reservation) => {
                     if let Some(c) = self.connect(reservation).await? {

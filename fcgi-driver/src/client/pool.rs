@@ -1,6 +1,6 @@
 //! The connections to one backend: which one a request may use, and waiting for one.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use super::conn::ConnShared;
 use crate::sync::{Notify, lock};
@@ -27,6 +27,9 @@ struct Slots {
     /// Connections being established (they count against the limit).
     connecting: usize,
     mux: MuxState,
+    /// The connection a finished response gave back last: the most recently used free one,
+    /// tried before the scan of every connection (which locks each in turn).
+    recent: Weak<Mutex<ConnShared>>,
 }
 
 /// What `Pool::pick` decided.
@@ -108,6 +111,7 @@ impl Pool {
                 live: Vec::new(),
                 connecting: 0,
                 mux,
+                recent: Weak::new(),
             }),
             changed: Notify::default(),
         }
@@ -117,10 +121,23 @@ impl Pool {
         self.changed.notify();
     }
 
+    /// A response is done with `conn`: it is the connection to try first, and waiting
+    /// requests look again.
+    pub(crate) fn given_back(&self, conn: &Arc<Mutex<ConnShared>>) {
+        lock(&self.conns).recent = Arc::downgrade(conn);
+        self.notify();
+    }
+
     pub(crate) fn pick(&self, max_connections: usize, allow_reuse: bool) -> Pick<'_> {
         let mut slots = lock(&self.conns);
         // The most recently used connection first: it is the likeliest to be alive, and it
         // lets the others reach their idle timeout and give their php-fpm workers back.
+        if allow_reuse
+            && let Some(recent) = slots.recent.upgrade()
+            && lock(&recent).can_take()
+        {
+            return Pick::Reuse(recent);
+        }
         let mut best: Option<(&Arc<Mutex<ConnShared>>, std::time::Instant)> = None;
         for c in slots.live.iter().filter(|_| allow_reuse) {
             let s = lock(c);

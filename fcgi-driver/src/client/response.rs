@@ -28,7 +28,7 @@ impl Attached {
     /// may take another one.
     fn release(&self) {
         lock(&self.shared).release(self.slot);
-        self.pool.notify();
+        self.pool.given_back(&self.shared);
     }
 }
 
