@@ -1,9 +1,9 @@
 //! # fcgi-testkit
 //!
 //! Interop tests of our FastCGI **server** behind real web servers, shared by every runtime
-//! adapter (fcgi-tokio today, fcgi-smol next): the adapter's test file only says how to start
-//! the echo application on its runtime, and [`interop_suite!`] generates the same tests for
-//! it.
+//! adapter (fcgi-tokio, and fcgi-smol on smol and async-std): the adapter's test file only
+//! says how to start the echo application on its runtime, and [`interop_suite!`] generates
+//! the same tests for it.
 //!
 //! - [`app`]: where the application under test listens ([`app::AppAddr`]), and what it saw
 //!   ([`app::Stats`]: accepted connections, requests per connection, roles, app statuses),
