@@ -393,14 +393,22 @@ async fn post_10_mib_in<H: Harness>(h: &H, socket: Socket) {
     assert_eq!(end.app_status, 0);
     assert!(end.stderr.is_empty(), "{:?}", end.stderr);
 
-    let streamed = post().stdin(stream_body(body));
+    let streamed = post().stdin(stream_body(body.clone()));
     let (_, text, end) = fetch(&client, streamed).await;
     assert_eq!(text, expected, "streamed body");
     assert!(end.stderr.is_empty(), "{:?}", end.stderr);
+
+    // No CONTENT_LENGTH given: the client declares the known length, or php-fpm would
+    // read nothing.
+    let undeclared = ClientRequest::php_fpm("POST", &fpm.docroot(), "/post.php", "")
+        .param("CONTENT_TYPE", "application/octet-stream")
+        .stdin(Bytes::from(body));
+    let (_, text, _) = fetch(&client, undeclared).await;
+    assert_eq!(text, expected, "a whole body without CONTENT_LENGTH");
     assert_eq!(
         client.connections(),
         1,
-        "both requests on one kept connection"
+        "every request on one kept connection"
     );
 }
 

@@ -256,11 +256,13 @@ impl<R: Runtime, C: Connector> Client<R, C> {
     }
 
     /// Starts a request. Returns once it is queued on a connection; read the response from
-    /// the returned [`ClientResponse`].
-    pub async fn send(&self, request: ClientRequest) -> Result<ClientResponse, ClientError> {
+    /// the returned [`ClientResponse`]. A body of known length (`RequestBody::Full`) without
+    /// a `CONTENT_LENGTH` param gets one, so that CGI applications read it.
+    pub async fn send(&self, mut request: ClientRequest) -> Result<ClientResponse, ClientError> {
         if let Some(e) = request.error {
             return Err(ClientError::InvalidRequest(e));
         }
+        request.declare_body_length();
         let deadline = self.inner.opts.total_timeout.map(|t| Instant::now() + t);
         let (attached, replay) = self.inner.submit(request, false).await?;
         Ok(ClientResponse {

@@ -132,8 +132,12 @@ impl ClientRequest {
     /// `DOCUMENT_ROOT`, `REQUEST_METHOD`, `REQUEST_URI`, `QUERY_STRING`, `DOCUMENT_URI`,
     /// `REDIRECT_STATUS=200` (php-cgi's `cgi.force_redirect` wants it),
     /// `GATEWAY_INTERFACE=CGI/1.1`, `SERVER_PROTOCOL=HTTP/1.1` and `SERVER_SOFTWARE`.
-    /// Add the rest (`CONTENT_LENGTH`, `CONTENT_TYPE`, `HTTP_*`, addresses) with
-    /// [`param`](Self::param). php-fpm reads a body only when `CONTENT_LENGTH` is set.
+    /// Add the rest (`CONTENT_TYPE`, `HTTP_*`, addresses) with [`param`](Self::param).
+    ///
+    /// php-fpm reads a body only when `CONTENT_LENGTH` is set: a body whose length is known
+    /// (bytes, not a stream) gets it at [`send`](crate::client::Client::send) unless the
+    /// request already has one; a streamed body without it is sent as it is, with a warning
+    /// logged (the `tracing` feature) — set `CONTENT_LENGTH` when you know the length.
     ///
     /// ```
     /// use fcgi_driver::client::ClientRequest;
@@ -232,8 +236,85 @@ impl ClientRequest {
         self
     }
 
+    /// Declares the body's length when it is known and the caller declared none: CGI
+    /// applications (php-fpm first) read `CONTENT_LENGTH` bytes of `STDIN` and ignore a body
+    /// without it, silently. A stream's length is not known: it goes as it is, and a warning
+    /// says why the application may not see it.
+    pub(crate) fn declare_body_length(&mut self) {
+        if !self.role.reads_stdin() || self.params.get(b"CONTENT_LENGTH").is_some() {
+            return;
+        }
+        match &self.stdin {
+            RequestBody::Empty => {}
+            RequestBody::Full(body) => {
+                let len = body.len().to_string();
+                self.push_param("CONTENT_LENGTH", len);
+            }
+            RequestBody::Stream(_) => crate::log::warn(
+                "a streamed request body without CONTENT_LENGTH: CGI applications such as \
+                 php-fpm ignore it; set CONTENT_LENGTH when the length is known",
+                &self.role,
+            ),
+        }
+    }
+
     /// Whether the retry-once rule may send this request again.
     pub(crate) fn replayable(&self) -> bool {
         self.retry && self.stdin.is_replayable() && self.data.is_replayable()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lengths(req: &ClientRequest) -> Vec<&[u8]> {
+        req.params().get_all(b"CONTENT_LENGTH").collect()
+    }
+
+    #[test]
+    fn a_known_body_length_is_declared_once() {
+        let mut req = ClientRequest::php_fpm("POST", "/srv", "/a.php", "").stdin("hello");
+        req.declare_body_length();
+        assert_eq!(lengths(&req), [&b"5"[..]]);
+        req.declare_body_length();
+        assert_eq!(lengths(&req), [&b"5"[..]], "declared once");
+    }
+
+    #[test]
+    fn the_callers_content_length_stands() {
+        let mut req = ClientRequest::responder()
+            .param("CONTENT_LENGTH", "3")
+            .stdin("hello");
+        req.declare_body_length();
+        assert_eq!(lengths(&req), [&b"3"[..]]);
+    }
+
+    #[test]
+    fn no_length_for_no_body_a_stream_or_a_role_without_stdin() {
+        let mut empty = ClientRequest::responder();
+        empty.declare_body_length();
+        assert!(lengths(&empty).is_empty());
+        let mut stream = ClientRequest::responder().stdin(RequestBody::stream(one_piece_stream()));
+        stream.declare_body_length();
+        assert!(lengths(&stream).is_empty());
+        let mut authorizer = ClientRequest::authorizer().stdin("ignored");
+        authorizer.declare_body_length();
+        assert!(lengths(&authorizer).is_empty());
+    }
+
+    /// A stream with one piece (no stream crate needed).
+    fn one_piece_stream() -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+        struct Once(Option<Bytes>);
+        impl Stream for Once {
+            type Item = io::Result<Bytes>;
+            fn poll_next(
+                mut self: Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Self::Item>> {
+                std::task::Poll::Ready(self.0.take().map(Ok))
+            }
+        }
+        Once(Some(Bytes::from_static(b"abc")))
     }
 }
