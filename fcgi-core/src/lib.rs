@@ -1,4 +1,6 @@
-//! # fcgi-core
+#![doc = include_str!("../README.md")]
+//!
+//! ---
 //!
 //! A complete, sans-IO implementation of the FastCGI 1.0 protocol, for both sides of a
 //! connection:
@@ -50,6 +52,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;
 #[cfg(feature = "std")]

@@ -1,4 +1,6 @@
-//! # fcgi-driver
+#![doc = include_str!("../README.md")]
+//!
+//! ---
 //!
 //! The runtime-neutral half of the FastCGI adapters: it drives [`fcgi_core`] connections over
 //! any socket and any executor, given two small traits ([`runtime::Runtime`] for spawning and
@@ -11,6 +13,7 @@
 //! request limits, graceful shutdown. Every protocol rule is in `fcgi-core`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use fcgi_core;
 pub use inherited::{InheritedListener, inherited_listener};

@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! ---
+//!
 //! The echo application: the reference FastCGI application that `fcgi echo` (the `fcgi`
 //! command line tool) and the `echo` examples of fcgi-tokio and fcgi-smol serve, and that the
 //! interop and conformance checks drive. One implementation, so every runtime answers byte
@@ -19,6 +23,7 @@
 //! - Filter: `data-length: N`, a blank line, then the DATA bytes verbatim.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::io;
 use std::time::Duration;

@@ -1,4 +1,6 @@
-//! # fcgi-http
+#![doc = include_str!("../README.md")]
+//!
+//! ---
 //!
 //! FastCGI ⇄ HTTP in both directions, on `http`, `http-body` and `tower`, over the
 //! runtime-neutral `fcgi-driver` (the `http` feature of `fcgi-tokio` and `fcgi-smol` fills in
@@ -41,6 +43,7 @@
 //!   gateways, a backend refusing connections skipped until it accepts one again.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use fcgi_core;
 

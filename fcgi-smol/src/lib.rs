@@ -1,4 +1,6 @@
-//! # fcgi-smol
+#![doc = include_str!("../README.md")]
+//!
+//! ---
 //!
 //! FastCGI on the `futures-io` traits, for smol, async-io / async-net and async-std users.
 //! Like `fcgi-tokio`, this crate is a thin adapter: it gives [`fcgi_driver`] a spawner, timers
@@ -9,25 +11,9 @@
 //! (`smol::spawn(f).detach()`), an `async_executor::Executor`'s, or async-std's
 //! (`async_std::task::spawn(f)`). Any `futures-io` stream works as a connection through
 //! [`FuturesIo`].
-//!
-//! ```no_run
-//! use fcgi_smol::server::{Request, Response, ServerOptions};
-//! use fcgi_smol::{Listener, SmolRuntime};
-//!
-//! async fn hello(_req: Request, mut out: Response) -> u32 {
-//!     if out.stdout("Content-Type: text/plain\r\n\r\nhello\n").await.is_err() { return 1 }
-//!     0
-//! }
-//!
-//! smol::block_on(async {
-//!     let rt = SmolRuntime::new(|task| smol::spawn(task).detach());
-//!     let listener = Listener::bind_tcp("127.0.0.1:9000".parse().unwrap()).await?;
-//!     fcgi_smol::server(rt, ServerOptions::default()).serve(listener, hello).await
-//! })
-//! # .unwrap();
-//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod connector;
 #[cfg(feature = "http")]

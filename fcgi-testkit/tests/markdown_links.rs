@@ -103,3 +103,39 @@ fn the_link_scan_sees_links_and_skips_code() {
         ["docs/a.md#x", "img.png", "https://x.org"]
     );
 }
+
+/// The "Which crate do I add?" table is in every published crate's README (each crate's
+/// docs.rs front page): the copies must not drift apart.
+#[test]
+fn every_crate_readme_has_the_same_crate_table() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root");
+    let section = |crate_name: &str| {
+        let text = std::fs::read_to_string(root.join(crate_name).join("README.md"))
+            .unwrap_or_else(|e| panic!("{crate_name}/README.md: {e}"));
+        let start = text
+            .find("## Which crate do I add?")
+            .unwrap_or_else(|| panic!("{crate_name}/README.md has no crate table"));
+        let rest = &text[start..];
+        let end = rest.find("\nLicensed under").unwrap_or(rest.len());
+        rest[..end].to_owned()
+    };
+    let crates = [
+        "fcgi-core",
+        "fcgi-driver",
+        "fcgi-tokio",
+        "fcgi-smol",
+        "fcgi-http",
+        "fcgi-echo",
+        "fcgi-cli",
+    ];
+    let first = section(crates[0]);
+    for name in &crates[1..] {
+        assert_eq!(
+            section(name),
+            first,
+            "{name}'s table differs from fcgi-core's"
+        );
+    }
+}

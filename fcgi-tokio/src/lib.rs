@@ -1,43 +1,13 @@
-//! # fcgi-tokio
+#![doc = include_str!("../README.md")]
+//!
+//! ---
 //!
 //! FastCGI on tokio. This crate is a thin adapter: it gives [`fcgi_driver`] tokio's spawner,
 //! timers and sockets, and re-exports its API. Every protocol rule lives in [`fcgi_core`];
 //! every piece of bookkeeping shared with `fcgi-smol` lives in `fcgi_driver`.
-//!
-//! ## Calling php-fpm (your program is the web server)
-//!
-//! ```no_run
-//! use fcgi_tokio::client::{ClientOptions, ClientRequest};
-//!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let php = fcgi_tokio::client("unix:/run/php/php8.2-fpm.sock".parse()?, ClientOptions::default());
-//! let request = ClientRequest::php_fpm("GET", "/var/www/html", "/index.php", "");
-//! let (stdout, end) = php.send(request).await?.collect(16 << 20).await?;
-//! println!("{} bytes, status {}, stderr {:?}", stdout.len(), end.app_status, end.stderr);
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! ## Serving (your program is the FastCGI application)
-//!
-//! ```no_run
-//! use fcgi_tokio::server::{Request, Response, ServerOptions};
-//!
-//! async fn hello(req: Request, mut out: Response) -> u32 {
-//!     let uri = req.params().get_str("REQUEST_URI").unwrap_or("/").to_owned();
-//!     let page = format!("Content-Type: text/plain\r\n\r\nhello from {uri}\n");
-//!     if out.stdout(page).await.is_err() { return 1 }
-//!     0
-//! }
-//!
-//! # async fn run() -> std::io::Result<()> {
-//! let server = fcgi_tokio::server(ServerOptions::default());
-//! let listener = fcgi_tokio::Listener::bind_tcp("127.0.0.1:9000".parse().unwrap()).await?;
-//! server.serve(listener, hello).await
-//! # }
-//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
 mod connector;
