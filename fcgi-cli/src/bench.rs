@@ -390,7 +390,7 @@ async fn one(
 fn kind(e: ClientError) -> (&'static str, Exit) {
     let exit = Exit::of_client_error(&e);
     let kind = match &e {
-        ClientError::Connect(_) => "connect",
+        ClientError::Connect { .. } => "connect",
         ClientError::Timeout(_) => "timeout",
         ClientError::Io(_) => "io",
         ClientError::Truncated => "truncated",

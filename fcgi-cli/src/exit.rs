@@ -5,6 +5,8 @@
 use std::process::ExitCode;
 
 use fcgi_driver::client::ClientError;
+#[cfg(test)]
+use fcgi_driver::client::TimeoutKind;
 use http::StatusCode;
 
 /// How `fcgi` ended.
@@ -62,7 +64,7 @@ impl Exit {
     /// The exit for a failed FastCGI exchange.
     pub(crate) fn of_client_error(error: &ClientError) -> Self {
         match error {
-            ClientError::Connect(_) => Self::Connect,
+            ClientError::Connect { .. } => Self::Connect,
             ClientError::Timeout(_) => Self::Timeout,
             ClientError::Overloaded => Self::ServerError,
             ClientError::InvalidRequest(_) => Self::Usage,
@@ -123,13 +125,17 @@ mod tests {
     fn client_errors_map_to_curl_like_codes() {
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(
-            Exit::of_client_error(&ClientError::Connect(refused)).code(),
+            Exit::of_client_error(&ClientError::Connect {
+                backend: None,
+                source: refused
+            })
+            .code(),
             7
         );
-        let connect_timeout = ClientError::Timeout(fcgi_driver::client::CONNECT_TIMEOUT);
+        let connect_timeout = ClientError::Timeout(TimeoutKind::Connect);
         assert_eq!(Exit::of_client_error(&connect_timeout).code(), 28);
         assert_eq!(
-            Exit::of_client_error(&ClientError::Timeout("read timeout")).code(),
+            Exit::of_client_error(&ClientError::Timeout(TimeoutKind::Read)).code(),
             28
         );
         assert_eq!(Exit::of_client_error(&ClientError::Truncated).code(), 8);

@@ -133,11 +133,11 @@ impl<E> Link<E> {
         let mut decoder = self.decoder.clone();
         let mut nothing = BytesMut::new();
         while let Some(fragment) = decoder.decode(&mut nothing) {
-            if let Fragment::End(h) = fragment {
-                if !is_stream(&h) || h.content_length == 0 {
-                    // A record that would still produce input: not a clean end.
-                    return false;
-                }
+            if let Fragment::End(h) = fragment
+                && (!is_stream(&h) || h.content_length == 0)
+            {
+                // A record that would still produce input: not a clean end.
+                return false;
             }
         }
         decoder.is_at_boundary()

@@ -313,10 +313,11 @@ fn check_wire(wire: &[u8], padding: Padding, from_client: bool) -> Result<(), Te
                 lens.clear();
             }
         }
-        if from_client && h.record_type == RecordType::AbortRequest {
-            if let Some((buf, _)) = pending.get(&h.request_id) {
-                prop_assert!(buf.is_empty(), "ABORT inside a split pair");
-            }
+        if from_client
+            && h.record_type == RecordType::AbortRequest
+            && let Some((buf, _)) = pending.get(&h.request_id)
+        {
+            prop_assert!(buf.is_empty(), "ABORT inside a split pair");
         }
     }
     prop_assert!(input.is_empty() && reader.is_at_boundary());

@@ -248,12 +248,12 @@ impl Alarm {
     /// registration (a client connection has no deadline between a response's end and the
     /// next request, so that was once per request), and a timer firing early only makes the
     /// task look again.
-    pub(crate) fn poll<R: Runtime>(
+    pub(crate) fn poll<R: Runtime, L>(
         &mut self,
         rt: &R,
         cx: &mut Context<'_>,
-        deadline: Option<(Instant, &'static str)>,
-    ) -> Poll<&'static str> {
+        deadline: Option<(Instant, L)>,
+    ) -> Poll<L> {
         let Some((at, what)) = deadline else {
             return Poll::Pending;
         };
@@ -268,11 +268,11 @@ impl Alarm {
         if self.armed.as_ref().is_none_or(|(t, _)| *t > at) {
             self.armed = Some((at, rt.sleep(at.saturating_duration_since(now))));
         }
-        if let Some((_, sleep)) = &mut self.armed {
-            if sleep.as_mut().poll(cx).is_ready() {
-                self.armed = None;
-                cx.waker().wake_by_ref();
-            }
+        if let Some((_, sleep)) = &mut self.armed
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            self.armed = None;
+            cx.waker().wake_by_ref();
         }
         Poll::Pending
     }

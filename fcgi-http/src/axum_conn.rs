@@ -48,10 +48,11 @@ use crate::request::ConnInfo;
 /// # Ok(()) }
 /// ```
 impl Connected<IncomingStream<'_, TcpListener>> for ConnInfo {
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))] // `error` is only logged
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
         let remote = *stream.remote_addr();
         let local = stream.io().local_addr().unwrap_or_else(|error| {
-            tracing::warn!(
+            crate::log::log_warn!(
                 target: "fcgi_http::gateway",
                 %remote,
                 %error,

@@ -25,6 +25,12 @@
 //!
 //! # Features
 //!
+//! - `gateway` (on by default): the [`gateway`] module; brings `tempfile` (request bodies of
+//!   unknown length are spilled to a temporary file).
+//! - `app` (on by default): the [`app`] module.
+//! - `tracing` (off by default): log events (gateway errors, refused requests, handler
+//!   panics, backends going down and coming back) through `tracing`; without it nothing is
+//!   logged and `tracing` is not a dependency. The adapters' `tracing` feature turns it on.
 //! - `axum` (off by default): axum 0.8 glue for the connection facts.
 //!   - [`ConnInfo`] implements axum's `Connected` for `axum::serve` on a TCP listener, so
 //!     `router.into_make_service_with_connect_info::<ConnInfo>()` gives PHP the real
@@ -38,7 +44,7 @@
 //!
 //!   Without it, the HTTP server glue inserts a [`ConnInfo`] extension per connection itself
 //!   (see [`ConnInfo`]).
-//! - `balance` (off by default): several backends behind one gateway,
+//! - `balance` (off by default, needs `gateway`): several backends behind one gateway,
 //!   `balance::Balanced`: `tower::balance` (power of two choices) over health-checked
 //!   gateways, a backend refusing connections skipped until it accepts one again.
 #![forbid(unsafe_code)]
@@ -47,13 +53,16 @@
 
 pub use fcgi_core;
 
+#[cfg(feature = "app")]
 pub mod app;
 #[cfg(feature = "axum")]
 mod axum_conn;
 #[cfg(feature = "balance")]
 pub mod balance;
+#[cfg(feature = "gateway")]
 pub mod gateway;
 mod hop;
+mod log;
 pub mod request;
 pub mod response;
 

@@ -442,10 +442,10 @@ fn push_headers(p: &mut Params, req: &Parts) -> Result<(), MapError> {
         .filter(|t| !t.is_empty() && !is_protected(t))
         .collect();
     check_host(req)?;
-    if !headers.contains_key(http::header::HOST) {
-        if let Some(auth) = req.uri.authority() {
-            p.push(b"HTTP_HOST", auth.as_str().as_bytes())?;
-        }
+    if !headers.contains_key(http::header::HOST)
+        && let Some(auth) = req.uri.authority()
+    {
+        p.push(b"HTTP_HOST", auth.as_str().as_bytes())?;
     }
     let mut var = Vec::with_capacity(64);
     for name in headers.keys() {

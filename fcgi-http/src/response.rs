@@ -394,13 +394,12 @@ impl CgiResponseParser {
         if let Some(Some(len)) = content_length {
             headers.insert(header::CONTENT_LENGTH, len);
         }
-        if let Some(ct) = &self.config.default_content_type {
-            if status != StatusCode::NO_CONTENT
-                && status != StatusCode::NOT_MODIFIED
-                && !headers.contains_key(header::CONTENT_TYPE)
-            {
-                headers.insert(header::CONTENT_TYPE, ct.clone());
-            }
+        if let Some(ct) = &self.config.default_content_type
+            && status != StatusCode::NO_CONTENT
+            && status != StatusCode::NOT_MODIFIED
+            && !headers.contains_key(header::CONTENT_TYPE)
+        {
+            headers.insert(header::CONTENT_TYPE, ct.clone());
         }
 
         let (mut parts, ()) = Response::new(()).into_parts();

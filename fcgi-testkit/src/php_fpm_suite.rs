@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fcgi_driver::client::{
     Client, ClientError, ClientOptions, ClientRequest, Connector, RequestBody, ResponseEnd,
+    TimeoutKind,
 };
 use fcgi_driver::runtime::Runtime;
 
@@ -797,7 +798,7 @@ async fn timeouts_in<H: Harness>(h: &H, socket: Socket) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, ClientError::Timeout("read timeout")),
+        matches!(err, ClientError::Timeout(TimeoutKind::Read)),
         "{err:?}"
     );
     worker_pid(&client, &fpm).await;
@@ -820,7 +821,7 @@ async fn timeouts_in<H: Harness>(h: &H, socket: Socket) {
         }
     };
     assert!(
-        matches!(err, ClientError::Timeout("total timeout")),
+        matches!(err, ClientError::Timeout(TimeoutKind::Total)),
         "{err:?}"
     );
     if let Some((_, body)) = split_headers(&seen) {

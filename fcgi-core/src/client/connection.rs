@@ -387,10 +387,10 @@ impl ClientConnection {
     /// The next event for the caller.
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.link.poll_event()?;
-        if let Event::EndRequest { id, .. } | Event::Truncated { id } = event {
-            if let Some(i) = self.unreported.iter().position(|u| *u == id) {
-                self.unreported.swap_remove(i);
-            }
+        if let Event::EndRequest { id, .. } | Event::Truncated { id } = event
+            && let Some(i) = self.unreported.iter().position(|u| *u == id)
+        {
+            self.unreported.swap_remove(i);
         }
         Some(event)
     }
@@ -463,10 +463,10 @@ impl ClientConnection {
             (RecordType::Stderr, Input::StreamEnd { .. }) => req.stderr_ended = true,
             (RecordType::EndRequest, Input::Record { content, .. }) => {
                 let body = EndRequestBody::parse(&content)?;
-                if let Some(req) = self.requests.remove(id) {
-                    if !req.keep_conn {
-                        self.close_when_idle = true;
-                    }
+                if let Some(req) = self.requests.remove(id)
+                    && !req.keep_conn
+                {
+                    self.close_when_idle = true;
                 }
                 self.unreported.push(id);
                 // Pairs still staged for this request (the application ended it before

@@ -103,16 +103,16 @@ impl Decoder {
             match self.state {
                 State::Header => {
                     // Fast path: a whole header at the front of the input, none held back.
-                    if self.header_len == 0 {
-                        if let Some(bytes) = input.first_chunk::<HEADER_LEN>() {
-                            let header = Header::from_array(bytes);
-                            input.advance(HEADER_LEN);
-                            self.state = State::Content {
-                                header,
-                                remaining: usize::from(header.content_length),
-                            };
-                            return Some(RawFragment::Header(header));
-                        }
+                    if self.header_len == 0
+                        && let Some(bytes) = input.first_chunk::<HEADER_LEN>()
+                    {
+                        let header = Header::from_array(bytes);
+                        input.advance(HEADER_LEN);
+                        self.state = State::Content {
+                            header,
+                            remaining: usize::from(header.content_length),
+                        };
+                        return Some(RawFragment::Header(header));
                     }
                     let take = (HEADER_LEN - self.header_len).min(input.len());
                     self.header[self.header_len..self.header_len + take]

@@ -343,15 +343,15 @@ impl ServerConnection {
     fn on_input(&mut self, item: Input) -> Result<(), Error> {
         let header = item.header();
         let id = header.request_id;
-        if id == NULL_REQUEST_ID {
-            if let Input::Record { content, .. } = &item {
-                return self.on_management(header, content);
-            }
+        if id == NULL_REQUEST_ID
+            && let Input::Record { content, .. } = &item
+        {
+            return self.on_management(header, content);
         }
-        if header.record_type == RecordType::BeginRequest {
-            if let Input::Record { content, .. } = &item {
-                return self.on_begin(id, content);
-            }
+        if header.record_type == RecordType::BeginRequest
+            && let Input::Record { content, .. } = &item
+        {
+            return self.on_begin(id, content);
         }
         let Some(req) = self.requests.get_mut(id) else {
             // Spec 3.3: records for an inactive id are ignored (a late ABORT_REQUEST after

@@ -305,10 +305,10 @@ impl ConnShared {
 
     /// Removes the entry of `slot`, giving its unread bytes back to the budget.
     fn remove(&mut self, slot: Slot) {
-        if let Some(key) = self.key_of(slot) {
-            if let Some(r) = self.requests.remove(&key) {
-                self.take_budget(r.unread());
-            }
+        if let Some(key) = self.key_of(slot)
+            && let Some(r) = self.requests.remove(&key)
+        {
+            self.take_budget(r.unread());
         }
     }
 

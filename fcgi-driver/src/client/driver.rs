@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fcgi_core::client::{ClientConnection, Event};
 
 use super::conn::ConnShared;
-use super::error::ClientError;
+use super::error::{ClientError, TimeoutKind};
 use super::pool::Pool;
 use crate::pump::{Alarm, Endpoint, Pump, PumpError};
 use crate::runtime::{Runtime, Transport};
@@ -77,22 +77,28 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
         }
         let last_activity = self.pump.last_read.max(self.pump.last_write);
         let deadline = if g.conn.transmit_len() > 0 {
-            self.pump
-                .stalled_since
-                .map(|t| (t + self.write_timeout, "write timeout"))
+            self.pump.stalled_since.map(|t| {
+                (
+                    t + self.write_timeout,
+                    Deadline::Timeout(TimeoutKind::Write),
+                )
+            })
         } else if g.conn.requests_in_flight() > 0 && !eof && g.has_input_room() {
             // (With the input budget spent, a caller reading slowly, the silence is ours.)
-            Some((last_activity + self.read_timeout, "read timeout"))
+            Some((
+                last_activity + self.read_timeout,
+                Deadline::Timeout(TimeoutKind::Read),
+            ))
         } else if idle {
             Some((
                 g.last_used.max(last_activity) + self.idle_timeout,
-                "idle timeout",
+                Deadline::Idle,
             ))
         } else {
             None
         };
         let idle_over =
-            deadline.is_some_and(|(at, what)| what == "idle timeout" && Instant::now() >= at);
+            deadline.is_some_and(|(at, what)| what == Deadline::Idle && Instant::now() >= at);
         if idle_over {
             // Under the lock: the pool cannot hand this connection out any more.
             g.retiring = true;
@@ -100,9 +106,14 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
         }
         drop(g);
         match self.alarm.poll(&self.rt, cx, deadline) {
-            Poll::Ready(what) => {
-                let e = io::Error::new(io::ErrorKind::TimedOut, what);
-                Poll::Ready(Err((e.kind(), ClientError::Timeout(what))))
+            Poll::Ready(Deadline::Timeout(kind)) => {
+                Poll::Ready(Err((io::ErrorKind::TimedOut, ClientError::Timeout(kind))))
+            }
+            // The idle deadline passed between the check above and the alarm: the next
+            // poll retires the connection.
+            Poll::Ready(Deadline::Idle) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
             Poll::Pending => Poll::Pending,
         }
@@ -137,4 +148,13 @@ impl Endpoint for Conn<'_> {
             self.g.wake_feeders();
         }
     }
+}
+
+/// What a client connection's deadline is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    /// A request's timeout: its end fails the requests in flight.
+    Timeout(TimeoutKind),
+    /// The idle timeout: the connection retires, nothing fails.
+    Idle,
 }

@@ -25,7 +25,7 @@ use fcgi_core::Params;
 use fcgi_core::client::ClientConnection;
 
 pub use backend::Backend;
-pub use error::ClientError;
+pub use error::{ClientError, TimeoutKind};
 pub use options::{ClientOptions, Multiplexing};
 pub use request::{BodyStream, ClientRequest, RequestBody};
 pub use response::{ClientResponse, ResponseEnd};
@@ -58,8 +58,6 @@ pub trait Connector: Send + Sync + 'static {
 const DEFAULT_MUX_REQUESTS: u16 = 16;
 /// New connections in a row that may die before their first use, per request.
 const MAX_STILLBORN_CONNECTIONS: u32 = 3;
-/// The name of the connect timeout in [`ClientError::Timeout`].
-pub const CONNECT_TIMEOUT: &str = "connect timeout";
 /// How long the multiplexing probe waits for `GET_VALUES_RESULT`.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -209,8 +207,11 @@ impl<R: Runtime, C: Connector> Client<R, C> {
                 drop(io);
                 Ok(())
             }
-            Some(Err(e)) => Err(ClientError::Connect(e)),
-            None => Err(ClientError::Timeout(CONNECT_TIMEOUT)),
+            Some(Err(e)) => Err(ClientError::Connect {
+                backend: inner.connector.backend().cloned(),
+                source: e,
+            }),
+            None => Err(ClientError::Timeout(TimeoutKind::Connect)),
         }
     }
 
@@ -251,7 +252,7 @@ impl<R: Runtime, C: Connector> Client<R, C> {
                 io::ErrorKind::UnexpectedEof,
                 "the connection closed without an answer to GET_VALUES",
             ))),
-            None => Err(ClientError::Timeout("read timeout")),
+            None => Err(ClientError::Timeout(TimeoutKind::Read)),
         }
     }
 
@@ -380,16 +381,19 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
                     }
                     stillborn += 1;
                     if stillborn >= MAX_STILLBORN_CONNECTIONS {
-                        return Err(ClientError::Connect(io::Error::new(
-                            io::ErrorKind::ConnectionReset,
-                            "the backend closed every new connection at once",
-                        )));
+                        return Err(ClientError::Connect {
+                            backend: self.connector.backend().cloned(),
+                            source: io::Error::new(
+                                io::ErrorKind::ConnectionReset,
+                                "the backend closed every new connection at once",
+                            ),
+                        });
                     }
                 }
                 Pick::Wait => {
                     let now = Instant::now();
                     if now >= deadline {
-                        return Err(ClientError::Timeout("pool timeout"));
+                        return Err(ClientError::Timeout(TimeoutKind::Pool));
                     }
                     let sleep = timer.get_or_insert_with(|| self.rt.sleep(deadline - now));
                     let changed = std::future::poll_fn(|cx| {
@@ -400,7 +404,7 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
                     })
                     .await;
                     if !changed {
-                        return Err(ClientError::Timeout("pool timeout"));
+                        return Err(ClientError::Timeout(TimeoutKind::Pool));
                     }
                 }
             }
@@ -426,8 +430,11 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
                 // connection).
                 drop(reservation);
                 return Err(match failed {
-                    Some(Err(e)) => ClientError::Connect(e),
-                    _ => ClientError::Timeout(CONNECT_TIMEOUT),
+                    Some(Err(e)) => ClientError::Connect {
+                        backend: self.connector.backend().cloned(),
+                        source: e,
+                    },
+                    _ => ClientError::Timeout(TimeoutKind::Connect),
                 });
             }
         };

@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use super::conn::{ConnShared, Slot};
-use super::error::ClientError;
+use super::error::{ClientError, TimeoutKind};
 use super::pool::Pool;
 use super::request::ClientRequest;
 use crate::runtime::BoxFuture;
@@ -93,15 +93,15 @@ impl ClientResponse {
         };
         let now = Instant::now();
         if now >= at {
-            return Poll::Ready(ClientError::Timeout("total timeout"));
+            return Poll::Ready(ClientError::Timeout(TimeoutKind::Total));
         }
         if self.timer.is_none() {
             self.timer = Some(self.backend.sleep(at - now));
         }
-        if let Some(t) = &mut self.timer {
-            if t.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(ClientError::Timeout("total timeout"));
-            }
+        if let Some(t) = &mut self.timer
+            && t.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(ClientError::Timeout(TimeoutKind::Total));
         }
         Poll::Pending
     }

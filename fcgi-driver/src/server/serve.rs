@@ -154,11 +154,11 @@ impl<R: Runtime> Server<R> {
     }
 
     fn admit<T: crate::runtime::Transport, H: Handler>(&self, io: T, peer: Peer, handler: &Arc<H>) {
-        if let Peer::Tcp(addr) = &peer {
-            if !self.opts.web_server_addrs.allows(addr.ip()) {
-                crate::log::info("peer not in FCGI_WEB_SERVER_ADDRS, closed", addr);
-                return;
-            }
+        if let Peer::Tcp(addr) = &peer
+            && !self.opts.web_server_addrs.allows(addr.ip())
+        {
+            crate::log::info("peer not in FCGI_WEB_SERVER_ADDRS, closed", addr);
+            return;
         }
         // At the cap, the most expendable open connection gives its place to this one.
         let max = self.opts.max_connections;

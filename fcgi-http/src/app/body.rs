@@ -137,10 +137,10 @@ impl http_body::Body for RequestBody {
             Source::Stream(s) => s.poll_chunk(cx),
             Source::Shared(cell) => lock(cell).poll_chunk(cx),
         });
-        if let Source::Shared(cell) = &this.source {
-            if this.framing.is_finished() {
-                lock(cell).reader_done = true;
-            }
+        if let Source::Shared(cell) = &this.source
+            && this.framing.is_finished()
+        {
+            lock(cell).reader_done = true;
         }
         polled.map(|o| o.map(|r| r.map(Frame::data)))
     }

@@ -159,21 +159,21 @@ impl http_body::Body for DataBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
-        if !this.framing.is_end() {
-            if let Some(cell) = &this.stdin {
-                let mut stdin = lock(cell);
-                if !stdin.ended && stdin.reader_done {
-                    match stdin.poll_drain(cx) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
-                        Poll::Pending => return Poll::Pending,
-                    }
+        if !this.framing.is_end()
+            && let Some(cell) = &this.stdin
+        {
+            let mut stdin = lock(cell);
+            if !stdin.ended && stdin.reader_done {
+                match stdin.poll_drain(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                    Poll::Pending => return Poll::Pending,
                 }
-                let ended = stdin.ended;
-                drop(stdin);
-                if ended {
-                    this.stdin = None;
-                }
+            }
+            let ended = stdin.ended;
+            drop(stdin);
+            if ended {
+                this.stdin = None;
             }
         }
         let data = &mut this.data;

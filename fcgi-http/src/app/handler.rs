@@ -162,16 +162,16 @@ where
             .map_err(|e| format!("{what}: the service failed: {}", e.into())),
         Err(e) => Err(format!("{what}: the service is not ready: {e}")),
     };
-    if let Some(cell) = filter_stdin {
-        if !finish_filter_stdin(&cell).await {
-            // Nothing can be written, not even to STDERR: the log is all there is.
-            tracing::error!(
-                target: "fcgi_http::app",
-                "{what}: a Filter must read its request body before it answers (FastCGI \
-                 spec 6.4); the service answered with the body still unread"
-            );
-            return APP_STATUS_SERVICE_ERROR;
-        }
+    if let Some(cell) = filter_stdin
+        && !finish_filter_stdin(&cell).await
+    {
+        // Nothing can be written, not even to STDERR: the log is all there is.
+        crate::log::log_error!(
+            target: "fcgi_http::app",
+            "{what}: a Filter must read its request body before it answers (FastCGI \
+             spec 6.4); the service answered with the body still unread"
+        );
+        return APP_STATUS_SERVICE_ERROR;
     }
     match called {
         Ok(response) => match respond::write(response, info.role, &what, &mut out).await {

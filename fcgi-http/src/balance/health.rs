@@ -135,7 +135,7 @@ impl<R: Runtime, C: Connector> HealthChecked<R, C> {
     /// Marks the backend down and starts its probe (once).
     fn failed(&self) {
         if self.health.down() {
-            tracing::warn!(target: "fcgi_http::balance", backend = ?self.gateway.client(), "backend refuses connections: taken out of the balance until a connection succeeds");
+            crate::log::log_warn!(target: "fcgi_http::balance", backend = ?self.gateway.client(), "backend refuses connections: taken out of the balance until a connection succeeds");
         }
         if self.health.probing.swap(true, Ordering::SeqCst) {
             return;
@@ -155,7 +155,7 @@ impl<R: Runtime, C: Connector> HealthChecked<R, C> {
                 if client.connect_check().await.is_ok() {
                     health.probing.store(false, Ordering::SeqCst);
                     health.up();
-                    tracing::info!(target: "fcgi_http::balance", backend = ?client, "backend accepts connections again: back in the balance");
+                    crate::log::log_info!(target: "fcgi_http::balance", backend = ?client, "backend accepts connections again: back in the balance");
                     return;
                 }
                 interval = (interval * 2).min(max);
@@ -199,10 +199,10 @@ where
         let this = self.clone();
         Box::pin(async move {
             let result = this.gateway.serve(request).await;
-            if let Err(GatewayError::Backend(e)) = &result {
-                if e.is_connect_failure() {
-                    this.failed();
-                }
+            if let Err(GatewayError::Backend(e)) = &result
+                && e.is_connect_failure()
+            {
+                this.failed();
             }
             result
         })

@@ -84,9 +84,9 @@ impl GatewayError {
     ///
     /// ```
     /// use fcgi_http::gateway::GatewayError;
-    /// use fcgi_driver::client::ClientError;
+    /// use fcgi_driver::client::{ClientError, TimeoutKind};
     /// assert_eq!(GatewayError::from(ClientError::Overloaded).status(), 503);
-    /// assert_eq!(GatewayError::from(ClientError::Timeout("read timeout")).status(), 504);
+    /// assert_eq!(GatewayError::from(ClientError::Timeout(TimeoutKind::Read)).status(), 504);
     /// assert_eq!(GatewayError::from(ClientError::Truncated).status(), 502);
     /// ```
     pub fn status(&self) -> StatusCode {
@@ -234,11 +234,13 @@ fn status_of(error: &(dyn std::error::Error + 'static), classify: Classifier) ->
     StatusCode::INTERNAL_SERVER_ERROR
 }
 
+// Its variables are only logged, and logging is the `tracing` feature.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 fn log(status: StatusCode, error: &(dyn std::error::Error + 'static)) {
     if status.is_server_error() {
-        tracing::warn!(target: "fcgi_http::gateway", status = status.as_u16(), %error, "FastCGI gateway error");
+        crate::log::log_warn!(target: "fcgi_http::gateway", status = status.as_u16(), %error, "FastCGI gateway error");
     } else {
-        tracing::debug!(target: "fcgi_http::gateway", status = status.as_u16(), %error, "request refused");
+        crate::log::log_debug!(target: "fcgi_http::gateway", status = status.as_u16(), %error, "request refused");
     }
 }
 

@@ -12,6 +12,7 @@ use super::upload::{Unblock, off_executor};
 /// Checks that `script_name` (the decoded `SCRIPT_NAME`, starting with `/`) names a regular
 /// file inside `root`, both resolved through symbolic links: a missing file, a directory, or
 /// a link leading out of the root is [`GatewayError::NoSuchScript`].
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))] // `e` is only logged
 pub(crate) async fn check_script(
     unblock: &Unblock,
     root: &Path,
@@ -39,7 +40,7 @@ pub(crate) async fn check_script(
         Ok(false) => Err(GatewayError::NoSuchScript(shown)),
         // The root itself is gone or unreadable: nothing can be checked, nothing is run.
         Err(e) => {
-            tracing::warn!(target: "fcgi_http::gateway", error = %e, "cannot check the script");
+            crate::log::log_warn!(target: "fcgi_http::gateway", error = %e, "cannot check the script");
             Err(GatewayError::NoSuchScript(shown))
         }
     }
@@ -63,6 +64,7 @@ pub(crate) enum TryFiles {
 /// path itself, a static file otherwise; a directory needs its `/`, then its index
 /// (`script` again, the path + index) must exist; a path whose split-path script exists
 /// runs it; anything else goes to the front controller. Nothing outside the root counts.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))] // `e` is only logged
 pub(crate) async fn try_files(
     unblock: &Unblock,
     root: &Path,
@@ -107,7 +109,7 @@ pub(crate) async fn try_files(
     })
     .await;
     decided.map_err(|e| {
-        tracing::warn!(target: "fcgi_http::gateway", error = %e, "cannot look up the path");
+        crate::log::log_warn!(target: "fcgi_http::gateway", error = %e, "cannot look up the path");
         GatewayError::NoSuchScript(String::from_utf8_lossy(path).into_owned())
     })
 }

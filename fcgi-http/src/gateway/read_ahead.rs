@@ -84,14 +84,14 @@ pub(crate) async fn read_ahead(
                 // `STDOUT` ended with the request: the end is there already.
                 let end = response.finish().await?;
                 let body = held.into_bytes();
-                if let Some(expected) = announced {
-                    if (body.len() as u64) < expected {
-                        super::body::report(&end);
-                        return Err(GatewayError::ShortBody {
-                            expected,
-                            received: body.len() as u64,
-                        });
-                    }
+                if let Some(expected) = announced
+                    && (body.len() as u64) < expected
+                {
+                    super::body::report(&end);
+                    return Err(GatewayError::ShortBody {
+                        expected,
+                        received: body.len() as u64,
+                    });
                 }
                 return Ok(Ahead::Complete { body, end });
             }

@@ -165,10 +165,10 @@ pub(crate) fn length<B: Body>(
             .exact()
             .map_or(Length::Unknown, Length::Known),
     };
-    if let (Length::Known(len), Some(limit)) = (length, max_body) {
-        if len > limit {
-            return Err(GatewayError::BodyTooLarge { limit });
-        }
+    if let (Length::Known(len), Some(limit)) = (length, max_body)
+        && len > limit
+    {
+        return Err(GatewayError::BodyTooLarge { limit });
     }
     Ok(length)
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use fcgi_driver::client::{Client, ClientError, Multiplexing};
+use fcgi_driver::client::{Client, ClientError, Multiplexing, TimeoutKind};
 
 use super::Harness;
 use super::fixture::{HEAD, Net, Srv, TestApp, client_opts, fetch, fetch_ok, req, server_opts};
@@ -61,7 +61,7 @@ pub fn pool_max_connections<H: Harness>() {
 }
 
 /// With every connection busy, a request waits at most `pool_timeout`, then fails with
-/// `Timeout("pool timeout")`; the busy request is unaffected.
+/// `Timeout(TimeoutKind::Pool)`; the busy request is unaffected.
 pub fn pool_timeout<H: Harness>() {
     let h = H::new();
     let rt = h.runtime();
@@ -82,7 +82,7 @@ pub fn pool_timeout<H: Harness>() {
         eventually(&rt, "the busy request runs", || app.probe.active() == 1).await;
         let r = within(&rt, "send", c.send(req("ok"))).await;
         assert!(
-            matches!(r, Err(ClientError::Timeout("pool timeout"))),
+            matches!(r, Err(ClientError::Timeout(TimeoutKind::Pool))),
             "{r:?}"
         );
         app.gate.open();
@@ -355,7 +355,7 @@ pub fn client_full_duplex<H: Harness>() {
     });
 }
 
-/// A backend that does not answer within `read_timeout` gives `Timeout("read timeout")`;
+/// A backend that does not answer within `read_timeout` gives `Timeout(TimeoutKind::Read)`;
 /// the client closes the connection, which cancels the handler.
 pub fn client_read_timeout<H: Harness>() {
     let h = H::new();
@@ -368,7 +368,7 @@ pub fn client_read_timeout<H: Harness>() {
         let (c, _) = srv.client(&h, copts, plan_inert());
         let r = fetch::<H>(&rt, &c, req("hang")).await;
         assert!(
-            matches!(r, Err(ClientError::Timeout("read timeout"))),
+            matches!(r, Err(ClientError::Timeout(TimeoutKind::Read))),
             "{r:?}"
         );
         eventually(&rt, "the handler is cancelled", || {
@@ -381,7 +381,7 @@ pub fn client_read_timeout<H: Harness>() {
 }
 
 /// A response that keeps trickling (so the read timeout never fires) is cut by
-/// `total_timeout` with `Timeout("total timeout")`; dropping it cancels the handler.
+/// `total_timeout` with `Timeout(TimeoutKind::Total)`; dropping it cancels the handler.
 pub fn client_total_timeout<H: Harness>() {
     let h = H::new();
     let rt = h.runtime();
@@ -405,7 +405,10 @@ pub fn client_total_timeout<H: Harness>() {
             }
         })
         .await;
-        assert!(matches!(e, ClientError::Timeout("total timeout")), "{e:?}");
+        assert!(
+            matches!(e, ClientError::Timeout(TimeoutKind::Total)),
+            "{e:?}"
+        );
         drop(resp);
         eventually(&rt, "the handler is cancelled", || {
             app.probe.cancelled() == 1

@@ -160,7 +160,7 @@ pub fn client_connect_error<H: Harness>() {
         opts.multiplexing = Multiplexing::Off;
         let c = fcgi_driver::client::Client::new(rt.clone(), h.tcp_connector(addr), opts);
         let r = within(&rt, "a refused connect", c.send(ClientRequest::responder())).await;
-        assert!(matches!(r, Err(ClientError::Connect(_))), "{r:?}");
+        assert!(matches!(r, Err(ClientError::Connect { .. })), "{r:?}");
     });
 }
 

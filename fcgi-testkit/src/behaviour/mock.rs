@@ -287,11 +287,11 @@ impl<T: Transport> Transport for Mock<T> {
         if self.read_eof {
             return Poll::Ready(Ok(0));
         }
-        if let Some(k) = self.cfg.eof_after_read {
-            if self.delivered >= k {
-                self.vanish(cx);
-                return Poll::Ready(Ok(0));
-            }
+        if let Some(k) = self.cfg.eof_after_read
+            && self.delivered >= k
+        {
+            self.vanish(cx);
+            return Poll::Ready(Ok(0));
         }
         let direct = self.cfg.max_read.is_none()
             && self.cfg.eof_after_read.is_none()
@@ -382,13 +382,13 @@ impl<T: Transport> Transport for Mock<T> {
             }
             ready!(self.inner.poll_write_vectored(cx, &short))
         };
-        if let Ok(n) = &r {
-            if *n > 0 {
-                self.writes += 1;
-                self.written += n;
-                self.stats.write_calls.fetch_add(1, Ordering::SeqCst);
-                self.stats.bytes_written.fetch_add(*n, Ordering::SeqCst);
-            }
+        if let Ok(n) = &r
+            && *n > 0
+        {
+            self.writes += 1;
+            self.written += n;
+            self.stats.write_calls.fetch_add(1, Ordering::SeqCst);
+            self.stats.bytes_written.fetch_add(*n, Ordering::SeqCst);
         }
         Poll::Ready(r)
     }

@@ -130,9 +130,10 @@ Timeout 30
             "ProxyFCGISetEnvIf \"%{{QUERY_STRING}} =~ /(?:^|&){query}=({pattern})/\" {param} \"$1\""
         );
     }
-    if opts.authorizer {
-        if let AppAddr::Tcp(a) = app {
-            let _ = write!(
+    if opts.authorizer
+        && let AppAddr::Tcp(a) = app
+    {
+        let _ = write!(
                 c,
                 "AuthnzFcgiDefineProvider authnz EchoAuth fcgi://{a}/
 <Location \"/auth/\">
@@ -144,7 +145,6 @@ Timeout 30
 </Location>
 "
             );
-        }
     }
     let reuse = if opts.reuse { " enablereuse=on" } else { "" };
     let _ = writeln!(c, "ProxyPass \"/\" \"{backend}\"{reuse}");

@@ -2,6 +2,35 @@
 //! HTTP/2, plain or TLS, each request carrying its connection's [`ConnInfo`], graceful
 //! shutdown, an access log.
 
+// Log events go through `tracing` with the `tracing` feature, and vanish without it (the
+// same rule as fcgi-http's log macros).
+macro_rules! log_warn {
+    ($($arg:tt)*) => {{
+        #[cfg(feature = "tracing")]
+        tracing::warn!($($arg)*);
+    }};
+}
+macro_rules! log_info {
+    ($($arg:tt)*) => {{
+        #[cfg(feature = "tracing")]
+        tracing::info!($($arg)*);
+    }};
+}
+macro_rules! log_debug {
+    ($($arg:tt)*) => {{
+        #[cfg(feature = "tracing")]
+        tracing::debug!($($arg)*);
+    }};
+}
+
+/// Whether an access-log line would be written (formatted only then).
+fn access_log_enabled() -> bool {
+    #[cfg(feature = "tracing")]
+    return tracing::enabled!(target: "fcgi_tokio::http::access", tracing::Level::INFO);
+    #[cfg(not(feature = "tracing"))]
+    false
+}
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -32,7 +61,7 @@ pub struct ServeOptions {
     /// anyway. Default 10 s.
     pub grace_period: Duration,
     /// One `tracing` info event per request (target `fcgi_tokio::http::access`): peer,
-    /// request line, status. Default on.
+    /// request line, status — with the `tracing` feature. Default on.
     pub access_log: bool,
 }
 
@@ -67,6 +96,8 @@ impl Default for ServeOptions {
 /// serve(listener, None, php.errors_as_responses(), stop, ServeOptions::default()).await;
 /// # Ok(()) }
 /// ```
+// Errors and the access-log line are only logged, and logging is the `tracing` feature.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 pub async fn serve<S, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -105,19 +136,19 @@ pub async fn serve<S, B>(
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // EMFILE and friends: wait a little instead of spinning.
-                    tracing::warn!(target: "fcgi_tokio::http", error = %e, "accept failed");
+                    log_warn!(target: "fcgi_tokio::http", error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
         if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(target: "fcgi_tokio::http", %remote, error = %e, "cannot set TCP_NODELAY");
+            log_debug!(target: "fcgi_tokio::http", %remote, error = %e, "cannot set TCP_NODELAY");
         }
         let local = match stream.local_addr() {
             Ok(local) => local,
             Err(e) => {
-                tracing::debug!(target: "fcgi_tokio::http", %remote, error = %e, "no local address");
+                log_debug!(target: "fcgi_tokio::http", %remote, error = %e, "no local address");
                 continue;
             }
         };
@@ -129,9 +160,7 @@ pub async fn serve<S, B>(
         let hyper_service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(info);
             // Formatted only when someone listens (RUST_LOG may filter the access log out).
-            let line = (access_log
-                && tracing::enabled!(target: "fcgi_tokio::http::access", tracing::Level::INFO))
-            .then(|| {
+            let line = (access_log && access_log_enabled()).then(|| {
                 format!(
                     "{} {} {:?}",
                     request.method(),
@@ -143,7 +172,7 @@ pub async fn serve<S, B>(
             async move {
                 let response = response.await?;
                 if let Some(line) = line {
-                    tracing::info!(target: "fcgi_tokio::http::access", "{remote} \"{line}\" {}", response.status().as_u16());
+                    log_info!(target: "fcgi_tokio::http::access", "{remote} \"{line}\" {}", response.status().as_u16());
                 }
                 Ok::<_, Infallible>(response)
             }
@@ -167,11 +196,11 @@ pub async fn serve<S, B>(
                     {
                         Ok(Ok(stream)) => stream,
                         Ok(Err(e)) => {
-                            tracing::debug!(target: "fcgi_tokio::http", %remote, error = %e, "TLS handshake failed");
+                            log_debug!(target: "fcgi_tokio::http", %remote, error = %e, "TLS handshake failed");
                             return;
                         }
                         Err(_) => {
-                            tracing::debug!(target: "fcgi_tokio::http", %remote, "TLS handshake timed out");
+                            log_debug!(target: "fcgi_tokio::http", %remote, "TLS handshake timed out");
                             return;
                         }
                     };
@@ -180,18 +209,18 @@ pub async fn serve<S, B>(
                 }
             };
             if let Err(e) = result {
-                tracing::debug!(target: "fcgi_tokio::http", %remote, error = %e, "connection error");
+                log_debug!(target: "fcgi_tokio::http", %remote, error = %e, "connection error");
             }
             drop(slot);
         });
     }
     drop(listener);
-    tracing::info!(target: "fcgi_tokio::http", "shutting down: waiting for open connections to finish");
+    log_info!(target: "fcgi_tokio::http", "shutting down: waiting for open connections to finish");
     if tokio::time::timeout(options.grace_period, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!(
+        log_warn!(
             target: "fcgi_tokio::http",
             "connections still open after {:?}; stopping anyway",
             options.grace_period
