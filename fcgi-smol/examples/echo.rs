@@ -6,14 +6,18 @@
 //! cargo run -p fcgi-smol --example echo -- --unix /tmp/echo.sock
 //! cargo run -p fcgi-smol --example echo            # fd 0 is a listening socket (spawn-fcgi, mod_fcgid)
 //! ```
-//! Multiplexing is on; all three roles are served.
+//! Multiplexing is on; all three roles are served. Ctrl-C or SIGTERM stops accepting and
+//! lets the requests in flight finish (exit 0), as the tokio example does.
 
 use std::io;
 
+use async_signal::{Signal, Signals};
 use fcgi_core::server::RoleSet;
 use fcgi_echo::{self as echo, ListenArg};
+use fcgi_smol::fcgi_driver::runtime::Runtime;
 use fcgi_smol::server::ServerOptions;
 use fcgi_smol::{Listener, SmolRuntime};
+use smol::stream::StreamExt;
 
 fn main() -> io::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,5 +66,14 @@ async fn run(rt: SmolRuntime, args: Vec<String>) -> io::Result<()> {
         None => eprintln!("echo: FastCGI on a Unix socket"),
     }
     let server = fcgi_smol::server(rt.clone(), opts);
+    // The first Ctrl-C or SIGTERM starts a graceful shutdown: `serve` returns once the
+    // requests in flight are answered.
+    let mut signals = Signals::new([Signal::Int, Signal::Term])?;
+    let handle = server.shutdown_handle();
+    rt.spawn(Box::pin(async move {
+        if signals.next().await.is_some() {
+            handle.shutdown();
+        }
+    }));
     server.serve(listener, echo::handler(rt)).await
 }

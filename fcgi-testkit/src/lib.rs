@@ -65,6 +65,11 @@ macro_rules! interop_suite {
         }
 
         #[test]
+        fn example_drains_on_sigint() {
+            $crate::scenarios::example_drains_on_sigint(&$example());
+        }
+
+        #[test]
         fn nginx_tcp_keepalive() {
             $crate::scenarios::nginx_responder(&__tcp(), true);
         }

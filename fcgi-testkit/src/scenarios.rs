@@ -874,3 +874,108 @@ pub fn spawn_fcgi_web_server_addrs(echo_example: &Path) {
     };
     cgi_fcgi_exact(&allowed.addr);
 }
+
+/// Requests in flight when the example gets Ctrl-C.
+const IN_FLIGHT_AT_SIGINT: usize = 16;
+
+/// The echo example stops gracefully on Ctrl-C (SIGINT), on every runtime: sixteen requests
+/// in flight (each held 1.5 s by `ECHO_SLEEP_MS`) are all answered in full, and the process
+/// then exits with status 0.
+pub fn example_drains_on_sigint(echo_example: &Path) {
+    let port = crate::process::free_port().expect("a free port");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut cmd = std::process::Command::new(echo_example);
+    cmd.args(["--tcp", &addr.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut example = crate::process::GroupChild::spawn("the echo example", &mut cmd)
+        .expect("the echo example starts");
+    let listening = (0..500).any(|_| {
+        thread::sleep(Duration::from_millis(20));
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    });
+    assert!(listening, "the echo example does not listen on {addr}");
+    let sent = std::sync::Arc::new(std::sync::Barrier::new(IN_FLIGHT_AT_SIGINT + 1));
+    let clients: Vec<_> = (0..IN_FLIGHT_AT_SIGINT)
+        .map(|i| {
+            let sent = std::sync::Arc::clone(&sent);
+            thread::spawn(move || sleepy_request(addr, i, &sent))
+        })
+        .collect();
+    sent.wait();
+    // Every request is on the wire; give the example a moment to read them.
+    thread::sleep(Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_raw(example.pid() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    for (i, client) in clients.into_iter().enumerate() {
+        let answer = client.join().expect("a client thread");
+        let (stdout, app_status) = answer.unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!(app_status, 0, "request {i}");
+        let text = String::from_utf8_lossy(&stdout);
+        assert!(
+            text.contains(&format!("param: N={i}\n")),
+            "request {i} answered in full: {text}"
+        );
+    }
+    let exited = (0..500).any(|_| {
+        thread::sleep(Duration::from_millis(20));
+        example.has_exited()
+    });
+    assert!(exited, "the example still runs 10 s after its last request");
+    let status = example.stop().expect("an exit status");
+    assert!(status.success(), "the example exited with {status}");
+}
+
+/// One Responder request held `ECHO_SLEEP_MS` by the echo application, sent through
+/// fcgi-core on a blocking socket; `sent` is passed once it is written (or failed). The
+/// answer's `STDOUT` and app status.
+fn sleepy_request(
+    addr: std::net::SocketAddr,
+    n: usize,
+    sent: &std::sync::Barrier,
+) -> Result<(Vec<u8>, u32), String> {
+    use fcgi_driver::fcgi_core::client::{ClientConfig, ClientConnection, Event};
+    let send = || -> Result<(TcpStream, ClientConnection), String> {
+        let mut s = TcpStream::connect_timeout(&addr, SETTLE).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(SETTLE))
+            .map_err(|e| e.to_string())?;
+        let mut c = ClientConnection::new(ClientConfig::default());
+        let id = c
+            .begin_request(Role::Responder, false)
+            .map_err(|e| e.to_string())?;
+        for (name, value) in [("ECHO_SLEEP_MS", "1500".to_owned()), ("N", n.to_string())] {
+            c.send_param(id, name.as_bytes(), value.as_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+        c.end_params(id).map_err(|e| e.to_string())?;
+        c.end_stdin(id).map_err(|e| e.to_string())?;
+        while let Some(bytes) = c.poll_transmit() {
+            s.write_all(&bytes).map_err(|e| e.to_string())?;
+        }
+        Ok((s, c))
+    };
+    let written = send();
+    sent.wait();
+    let (mut s, mut c) = written?;
+    let mut input = bytes::BytesMut::new();
+    let mut stdout = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    // Bounded: the read timeout ends a silent wait, and 1 MiB is far beyond the answer.
+    while input.len() + stdout.len() < (1 << 20) {
+        let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("the connection closed before END_REQUEST".into());
+        }
+        input.extend_from_slice(&buf[..n]);
+        c.handle_input(&mut input).map_err(|e| e.to_string())?;
+        while let Some(event) = c.poll_event() {
+            match event {
+                Event::Stdout { data, .. } => stdout.extend_from_slice(&data),
+                Event::EndRequest { app_status, .. } => return Ok((stdout, app_status)),
+                _ => {}
+            }
+        }
+    }
+    Err("an answer of over 1 MiB".into())
+}

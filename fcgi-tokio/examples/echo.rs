@@ -5,7 +5,8 @@
 //! cargo run -p fcgi-tokio --example echo -- --unix /tmp/echo.sock
 //! cargo run -p fcgi-tokio --example echo            # fd 0 is a listening socket (spawn-fcgi, mod_fcgid)
 //! ```
-//! Multiplexing is on; all three roles are served. Ctrl-C shuts down gracefully.
+//! Multiplexing is on; all three roles are served. Ctrl-C or SIGTERM stops accepting and
+//! lets the requests in flight finish (exit 0).
 
 use std::io;
 
@@ -33,10 +34,15 @@ async fn main() -> io::Result<()> {
         None => eprintln!("echo: FastCGI on a Unix socket"),
     }
     let handle = server.shutdown_handle();
+    // The first Ctrl-C or SIGTERM starts a graceful shutdown: `serve` returns once the
+    // requests in flight are answered.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            handle.shutdown();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
         }
+        handle.shutdown();
     });
     server
         .serve(listener, fcgi_echo::handler(TokioRuntime))
