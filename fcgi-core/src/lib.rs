@@ -73,3 +73,27 @@ pub use error::{ApiError, Error, LimitExceeded, Malformed, Violation};
 pub use limits::Limits;
 pub use params::Params;
 pub use record::{ProtocolStatus, Role};
+
+/// Chainable setters, one per public field of an options struct: the structs are
+/// `#[non_exhaustive]` (they grow without breaking anyone), so outside their crate they are
+/// built from `Default` — `ServerOptions::default().max_connections(100)` — rather than
+/// with a struct literal. Used by this workspace's crates; not an API of its own.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __option_setters {
+    ($ty:ident { $($field:ident: $t:ty),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!(
+                    "Sets [`", stringify!($field), "`](Self::", stringify!($field),
+                    "); returns the options, for chaining."
+                )]
+                #[must_use]
+                pub fn $field(mut self, value: $t) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}

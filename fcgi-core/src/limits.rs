@@ -30,6 +30,13 @@ pub struct Limits {
     pub max_buffered_output: usize,
 }
 
+crate::__option_setters!(Limits {
+    max_params_bytes: usize,
+    max_concurrent_requests: u16,
+    max_buffered_input: usize,
+    max_buffered_output: usize,
+});
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

@@ -1,7 +1,12 @@
-//! The transmit queue: records waiting to be written, as a list of byte chunks.
+//! The transmit queue: records waiting to be written, as a list of byte chunks — the
+//! record *writer*, counterpart of [`RecordReader`](crate::record::RecordReader). It is
+//! public API (and follows semver): both connections write through it, and a program that
+//! speaks FastCGI records itself — a conformance tool, a fuzzer, a proxy that rewrites
+//! records — gets the same framing, padding and coalescing from it. What it queues is
+//! exactly what it is given: it checks no protocol rule (that is the connections' job).
 //!
 //! Headers, padding and small payloads are coalesced into one growing buffer; payloads of
-//! [`COPY_THRESHOLD`] bytes or more handed in as `Bytes` are queued as their own chunk,
+//! a couple of KiB or more handed in as `Bytes` are queued as their own chunk,
 //! without copying. A burst of records therefore leaves in one write (or one vectored write
 //! over [`Transmit::chunks`]) rather than one syscall per record.
 
@@ -10,8 +15,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::record::{Header, Padding, RecordType};
 
-/// Payloads at least this long are queued by reference instead of being copied.
-pub const COPY_THRESHOLD: usize = 2048;
+/// Payloads at least this long are queued by reference instead of being copied (a tuning
+/// of this implementation, not part of the API).
+pub(crate) const COPY_THRESHOLD: usize = 2048;
 
 const ZEROS: [u8; 8] = [0; 8];
 

@@ -97,6 +97,13 @@ pub struct CgiConfig {
     pub server_name: String,
 }
 
+fcgi_core::__option_setters!(CgiConfig {
+    document_root: String,
+    script: ScriptResolution,
+    server_software: String,
+    server_name: String,
+});
+
 impl CgiConfig {
     /// A configuration with the given root and resolution, `SERVER_SOFTWARE` `fcgi-http/<version>`
     /// and `SERVER_NAME` taken from each request (see [`server_name`](Self::server_name)).

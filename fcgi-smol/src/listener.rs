@@ -16,6 +16,7 @@ use crate::io::FuturesIo;
 
 /// A connected TCP or Unix stream.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Stream {
     /// TCP (with `TCP_NODELAY` set).
     Tcp(FuturesIo<TcpStream>),

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 /// A connected TCP or Unix stream.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Stream {
     /// TCP (with `TCP_NODELAY` set).
     Tcp(TcpStream),
@@ -58,6 +59,7 @@ impl Transport for Stream {
 
 /// Where a server accepts connections.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Listener {
     /// A TCP listener.
     Tcp(TcpListener),

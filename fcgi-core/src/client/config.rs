@@ -21,6 +21,12 @@ pub struct ClientConfig {
     pub padding: Padding,
 }
 
+crate::__option_setters!(ClientConfig {
+    max_concurrent_requests: u16,
+    limits: Limits,
+    padding: Padding,
+});
+
 impl Default for ClientConfig {
     fn default() -> Self {
         Self {

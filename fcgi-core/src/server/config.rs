@@ -88,6 +88,15 @@ pub struct ServerConfig {
     pub padding: Padding,
 }
 
+crate::__option_setters!(ServerConfig {
+    multiplex: bool,
+    max_conns: u32,
+    max_reqs: u32,
+    roles: RoleSet,
+    limits: Limits,
+    padding: Padding,
+});
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {

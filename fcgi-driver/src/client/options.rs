@@ -27,9 +27,11 @@ pub enum Multiplexing {
 ///
 /// ```
 /// use std::time::Duration;
-/// let mut opts = fcgi_driver::client::ClientOptions::default();
-/// opts.max_connections = 4;              // php-fpm pm.max_children = 5
-/// opts.idle_timeout = Duration::from_secs(5);
+/// use fcgi_driver::client::ClientOptions;
+/// let opts = ClientOptions::default()
+///     .max_connections(4) // php-fpm pm.max_children = 5
+///     .idle_timeout(Duration::from_secs(5));
+/// assert_eq!(opts.max_connections, 4);
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -62,6 +64,21 @@ pub struct ClientOptions {
     /// the rest is counted but dropped. Default 64 KiB.
     pub max_collected_stderr: usize,
 }
+
+fcgi_core::__option_setters!(ClientOptions {
+    core: ClientConfig,
+    multiplexing: Multiplexing,
+    max_connections: usize,
+    keep_alive: bool,
+    idle_timeout: Duration,
+    max_requests_per_connection: Option<u64>,
+    connect_timeout: Duration,
+    pool_timeout: Duration,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    total_timeout: Option<Duration>,
+    max_collected_stderr: usize,
+});
 
 impl Default for ClientOptions {
     fn default() -> Self {

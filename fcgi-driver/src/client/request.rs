@@ -13,6 +13,7 @@ pub type BodyStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'sta
 
 /// A request body (`STDIN`) or Filter data file (`DATA`).
 #[derive(Default)]
+#[non_exhaustive]
 pub enum RequestBody {
     /// No bytes.
     #[default]

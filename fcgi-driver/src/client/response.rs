@@ -44,6 +44,7 @@ pub(crate) trait Resend: Send + Sync + 'static {
 
 /// How a request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResponseEnd {
     /// The application status (what a CGI program would exit with).
     pub app_status: u32,

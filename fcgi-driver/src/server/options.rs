@@ -59,12 +59,19 @@ impl WebServerAddrs {
 
 /// Server configuration: the protocol rules (`core`) plus what the adapter enforces.
 ///
+/// Built from `Default` with one chainable setter per field (or field by field on a `let
+/// mut`):
+///
 /// ```
 /// use std::time::Duration;
-/// let mut opts = fcgi_driver::server::ServerOptions::default();
-/// opts.max_connections = 256;
-/// opts.keepalive_timeout = Duration::from_secs(10);
-/// opts.core.multiplex = false;
+/// use fcgi_driver::fcgi_core::server::ServerConfig;
+/// use fcgi_driver::server::ServerOptions;
+/// let opts = ServerOptions::default()
+///     .max_connections(256)
+///     .keepalive_timeout(Duration::from_secs(10))
+///     .core(ServerConfig::default().multiplex(false));
+/// assert_eq!(opts.max_connections, 256);
+/// assert!(!opts.core.multiplex);
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -115,6 +122,23 @@ pub struct ServerOptions {
     /// Which TCP peers may connect.
     pub web_server_addrs: WebServerAddrs,
 }
+
+fcgi_core::__option_setters!(ServerOptions {
+    core: ServerConfig,
+    max_connections: usize,
+    max_requests: usize,
+    max_stdin_bytes: Option<u64>,
+    max_data_bytes: Option<u64>,
+    max_requests_per_connection: Option<u64>,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    keepalive_timeout: Duration,
+    first_request_timeout: Duration,
+    linger_timeout: Duration,
+    linger_bytes: usize,
+    shutdown_timeout: Duration,
+    web_server_addrs: WebServerAddrs,
+});
 
 impl Default for ServerOptions {
     fn default() -> Self {

@@ -67,6 +67,11 @@ pub struct BalanceOptions {
     pub max_probe_interval: Duration,
 }
 
+fcgi_core::__option_setters!(BalanceOptions {
+    queue: usize,
+    max_probe_interval: Duration,
+});
+
 impl Default for BalanceOptions {
     fn default() -> Self {
         Self {

@@ -120,6 +120,20 @@ pub struct GatewayConfig {
     pub fallback_conn_info: ConnInfo,
 }
 
+fcgi_core::__option_setters!(GatewayConfig {
+    cgi: CgiConfig,
+    response: ParserConfig,
+    unknown_length: UnknownLength,
+    max_body_bytes: Option<u64>,
+    buffer_body_up_to: u64,
+    body_read_timeout: Duration,
+    max_internal_redirects: u32,
+    local_root: LocalRoot,
+    try_files: Option<String>,
+    static_files: Option<StaticFilesHandle>,
+    fallback_conn_info: ConnInfo,
+});
+
 impl GatewayConfig {
     /// A configuration with the given document root (as the FastCGI application sees it) and
     /// script resolution, and defaults for the rest.

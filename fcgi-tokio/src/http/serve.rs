@@ -65,6 +65,13 @@ pub struct ServeOptions {
     pub access_log: bool,
 }
 
+fcgi_core::__option_setters!(ServeOptions {
+    max_connections: usize,
+    handshake_timeout: Duration,
+    grace_period: Duration,
+    access_log: bool,
+});
+
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {

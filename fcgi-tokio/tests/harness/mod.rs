@@ -86,7 +86,7 @@ impl Harness for TokioHarness {
     fn nodelay(io: &Stream) -> Option<bool> {
         match io {
             Stream::Tcp(s) => s.nodelay().ok(),
-            Stream::Unix(_) => None,
+            _ => None,
         }
     }
 }
