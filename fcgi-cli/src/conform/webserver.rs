@@ -193,16 +193,32 @@ pub(crate) struct Recorder {
     pub(crate) violations: Mutex<Vec<String>>,
 }
 
+/// Bounds on what a web server can make the recorder hold (it may be hostile or broken):
+/// requests recorded (five are driven), violations noted, per request the record sizes
+/// noted and the params block kept. Past them the rest is dropped, and said once.
+const MAX_REQUESTS: usize = 1000;
+const MAX_VIOLATIONS: usize = 1000;
+const MAX_RECORDS_NOTED: usize = 100_000;
+const MAX_PARAMS_BLOCK: usize = 1 << 20;
+
 impl Recorder {
     fn add(&self, r: Recorded) {
-        if let Ok(mut all) = self.requests.lock() {
+        if let Ok(mut all) = self.requests.lock()
+            && all.len() < MAX_REQUESTS
+        {
             all.push(r);
         }
     }
 
     fn violation(&self, v: String) {
         if let Ok(mut all) = self.violations.lock() {
-            all.push(v);
+            if all.len() < MAX_VIOLATIONS {
+                all.push(v);
+            } else if all.len() == MAX_VIOLATIONS {
+                all.push(format!(
+                    "(more than {MAX_VIOLATIONS} violations; the rest dropped)"
+                ));
+            }
         }
     }
 
@@ -346,8 +362,7 @@ where
         let mut done = false;
         match ty {
             PARAMS => {
-                r.params_records
-                    .push((record.content.len(), usize::from(h.padding_length)));
+                note(&mut r.params_records, &record.content, h.padding_length);
                 if record.content.is_empty() {
                     r.split_pairs = splits_pairs(&r.block, &r.params_records);
                     let mut pairs = Vec::new();
@@ -357,18 +372,19 @@ where
                             String::from_utf8_lossy(v).into_owned(),
                         ));
                     }) {
-                        r.params_error = Some(e.to_string());
+                        r.params_error.get_or_insert(e.to_string());
                     }
                     r.params = pairs;
                     // An Authorizer gets no STDIN.
                     done = r.role == 2;
-                } else {
+                } else if r.block.len() + record.content.len() <= MAX_PARAMS_BLOCK {
                     r.block.extend_from_slice(&record.content);
+                } else if r.params_error.is_none() {
+                    r.params_error = Some(format!("params over {MAX_PARAMS_BLOCK} bytes"));
                 }
             }
             STDIN => {
-                r.stdin_records
-                    .push((record.content.len(), usize::from(h.padding_length)));
+                note(&mut r.stdin_records, &record.content, h.padding_length);
                 if record.content.is_empty() {
                     r.stdin_ended = true;
                     done = r.role != 3;
@@ -378,9 +394,10 @@ where
             }
             DATA => done = record.content.is_empty(),
             ABORT => done = true,
-            other => r
+            other if r.violations.len() < MAX_VIOLATIONS => r
                 .violations
                 .push(format!("a record of type {other} from the web server")),
+            _ => {}
         }
         if done {
             let Some(r) = active.remove(&id) else {
@@ -661,5 +678,12 @@ pub(crate) async fn wait_for_all(
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Notes a record's `(content length, padding length)`, up to [`MAX_RECORDS_NOTED`].
+fn note(records: &mut Vec<(usize, usize)>, content: &[u8], padding: u8) {
+    if records.len() < MAX_RECORDS_NOTED {
+        records.push((content.len(), usize::from(padding)));
     }
 }

@@ -117,6 +117,20 @@ pub(crate) struct Wire {
     timeout: Duration,
     /// Records read for other ids or types while waiting for something else.
     pub(crate) others: Vec<Record>,
+    /// Content bytes in `others`.
+    kept: usize,
+}
+
+/// The most an answer's `STDOUT`, its `STDERR`, or the records kept aside may hold: far
+/// beyond what any check asks for, and a bound on what a hostile application can make the
+/// tool hold.
+pub(crate) const MAX_KEPT: usize = 1 << 20;
+
+fn too_much(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the application sent more than {MAX_KEPT} bytes of {what}"),
+    )
 }
 
 impl Wire {
@@ -151,6 +165,7 @@ impl Wire {
             input: BytesMut::with_capacity(16 * 1024),
             timeout,
             others: Vec::new(),
+            kept: 0,
         })
     }
 
@@ -200,8 +215,19 @@ impl Wire {
         self.next_within(self.timeout).await
     }
 
+    /// Keeps a record read while waiting for something else, within [`MAX_KEPT`].
+    fn keep(&mut self, record: Record) -> io::Result<()> {
+        self.kept += record.content.len();
+        if self.kept > MAX_KEPT {
+            return Err(too_much("records for other ids or types"));
+        }
+        self.others.push(record);
+        Ok(())
+    }
+
     /// Reads until `END_REQUEST` for `id` (records for other ids are kept in `others`).
-    /// `Ok(None)`: the connection closed first.
+    /// `Ok(None)`: the connection closed first. `STDOUT` or `STDERR` over [`MAX_KEPT`] is an
+    /// error.
     pub(crate) async fn answer(&mut self, id: u16) -> io::Result<Option<Answer>> {
         let mut answer = Answer::default();
         loop {
@@ -210,19 +236,26 @@ impl Wire {
             };
             let ty = u8::from(record.header.record_type);
             if record.header.request_id != id {
-                self.others.push(record);
+                self.keep(record)?;
                 continue;
             }
-            match ty {
-                STDOUT => answer.stdout.extend_from_slice(&record.content),
-                STDERR => answer.stderr.extend_from_slice(&record.content),
+            let (stream, what) = match ty {
+                STDOUT => (&mut answer.stdout, "STDOUT"),
+                STDERR => (&mut answer.stderr, "STDERR"),
                 END if record.content.len() >= 5 => {
                     let c = &record.content;
                     answer.end = Some((u32::from_be_bytes([c[0], c[1], c[2], c[3]]), c[4]));
                     return Ok(Some(answer));
                 }
-                _ => self.others.push(record),
+                _ => {
+                    self.keep(record)?;
+                    continue;
+                }
+            };
+            if stream.len() + record.content.len() > MAX_KEPT {
+                return Err(too_much(what));
             }
+            stream.extend_from_slice(&record.content);
         }
     }
 
@@ -235,7 +268,7 @@ impl Wire {
             if record.header.request_id == 0 && u8::from(record.header.record_type) == ty {
                 return Ok(Some(record.content));
             }
-            self.others.push(record);
+            self.keep(record)?;
         }
     }
 
@@ -247,9 +280,65 @@ impl Wire {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next_within(left).await {
                 Ok(None) => return true,
-                Ok(Some(record)) => self.others.push(record),
+                Ok(Some(record)) => {
+                    if self.keep(record).is_err() {
+                        return false; // still talking, past the cap: not closing
+                    }
+                }
                 Err(e) => return e.kind() != io::ErrorKind::TimedOut,
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // tests
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// An application that answers request 1 with `stdout_bytes` of STDOUT, then ends it.
+    async fn application(stdout_bytes: usize) -> Backend {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let chunk = vec![b'x'; 60_000];
+            let mut left = stdout_bytes;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if s.write_all(&record(STDOUT, 1, &chunk[..n], 0))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                left -= n;
+            }
+            let _ = s.write_all(&record(STDOUT, 1, &[], 0)).await;
+            let _ = s.write_all(&record(END, 1, &[0; 8], 0)).await;
+        });
+        Backend::Tcp(addr)
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_read_up_to_the_cap() {
+        let backend = application(MAX_KEPT).await;
+        let mut wire = Wire::connect(&backend, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let answer = wire.answer(1).await.unwrap().expect("an answer");
+        assert_eq!(answer.stdout.len(), MAX_KEPT);
+        assert_eq!(answer.end, Some((0, 0)));
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_cap_is_an_error_not_memory() {
+        let backend = application(MAX_KEPT + 1).await;
+        let mut wire = Wire::connect(&backend, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let e = wire.answer(1).await.expect_err("over the cap");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
     }
 }
