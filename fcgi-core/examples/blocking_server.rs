@@ -1,6 +1,8 @@
 //! A FastCGI application served with `std::net` and plain threads — no async runtime.
 //!
-//! It shows that `fcgi-core` drives any IO: this is the path an embedded server would take.
+//! It shows that `fcgi-core` drives any IO: the loop a program writes to own every byte.
+//! For a ready blocking server with the full set of limits and timeouts, use
+//! `fcgi_smol::blocking` (`serve_tcp(addr, handler)`, the handler a plain function).
 //! Each connection gets a thread (up to `MAX_CONNS`; beyond that new connections are closed
 //! at once rather than queued), reads into a `BytesMut`, feeds the core, answers events and
 //! writes the transmit queue with one vectored write per burst.

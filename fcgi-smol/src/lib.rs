@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod blocking;
 mod connector;
 #[cfg(feature = "http")]
 pub mod http;
