@@ -13,6 +13,9 @@
 //! }
 //! ```
 //!
+//! A listener opened with `std::net` is served with [`serve`] and
+//! [`Listener::from_std_tcp`] / [`Listener::from_std_unix`].
+//!
 //! Underneath it is the same server as everywhere else (fcgi-driver: every limit, timeout,
 //! back-pressure rule, the lingering close), on [`thread_runtime`]: a thread per connection
 //! (and per spawned task), timers and socket readiness from `async-io`. Each request's

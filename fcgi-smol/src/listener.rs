@@ -132,6 +132,22 @@ impl Listener {
         })
     }
 
+    /// A listener the program opened with `std::net` (set non-blocking here).
+    ///
+    /// ```no_run
+    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:9000")?;
+    /// let listener = fcgi_smol::Listener::from_std_tcp(std_listener)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_std_tcp(listener: std::net::TcpListener) -> io::Result<Self> {
+        Ok(Self::new(Kind::Tcp(TcpListener::try_from(listener)?)))
+    }
+
+    /// A Unix listener the program opened with `std::os::unix::net` (set non-blocking here).
+    pub fn from_std_unix(listener: std::os::unix::net::UnixListener) -> io::Result<Self> {
+        Ok(Self::new(Kind::Unix(UnixListener::try_from(listener)?)))
+    }
+
     /// The local TCP address, if this is a TCP listener.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match &self.kind {

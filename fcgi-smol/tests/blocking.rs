@@ -47,7 +47,9 @@ struct Running {
 }
 
 fn start() -> Running {
-    let listener = async_io::block_on(Listener::bind_tcp("127.0.0.1:0".parse().unwrap())).unwrap();
+    // A listener opened with std::net, as a blocking program would.
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = Listener::from_std_tcp(std_listener).unwrap();
     let addr = listener.local_addr().unwrap();
     let server = BlockingServer::new(ServerOptions::default());
     let stop = server.shutdown_handle();
