@@ -59,6 +59,7 @@ pub enum LocalRedirect {
 
 /// Settings of a [`CgiResponseParser`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ParserConfig {
     /// Largest accepted head in bytes, counting its terminating empty line. A head that does
     /// not end within this many bytes is [`CgiResponseError::HeadTooLarge`].
@@ -68,6 +69,11 @@ pub struct ParserConfig {
     /// `Content-Type` added to responses that have none (`None`, the default, adds nothing).
     pub default_content_type: Option<HeaderValue>,
 }
+fcgi_core::__option_setters!(ParserConfig {
+    max_head_len: usize,
+    local_redirect: LocalRedirect,
+    default_content_type: Option<HeaderValue>,
+});
 
 impl Default for ParserConfig {
     fn default() -> Self {

@@ -162,10 +162,7 @@ fn local_location_is_internal_redirect_by_default() {
 
 #[test]
 fn local_location_as_302_when_configured() {
-    let config = ParserConfig {
-        local_redirect: LocalRedirect::Found302,
-        ..ParserConfig::default()
-    };
+    let config = ParserConfig::default().local_redirect(LocalRedirect::Found302);
     match parse_with(config, b"Location: /login\r\n\r\n")
         .unwrap()
         .head
@@ -206,9 +203,8 @@ fn no_content_type_added_by_default() {
 
 #[test]
 fn default_content_type_is_added_only_when_missing() {
-    let config = || ParserConfig {
-        default_content_type: Some(HeaderValue::from_static("text/html")),
-        ..ParserConfig::default()
+    let config = || {
+        ParserConfig::default().default_content_type(Some(HeaderValue::from_static("text/html")))
     };
     let get = |input: &[u8]| match parse_with(config(), input).unwrap().head {
         Head::Response(p) => p,
@@ -409,10 +405,7 @@ fn head_over_the_limit_is_an_error() {
 #[test]
 fn head_exactly_at_the_limit_is_accepted() {
     let head = b"X-A: 1\r\n\r\nbody";
-    let config = |max| ParserConfig {
-        max_head_len: max,
-        ..ParserConfig::default()
-    };
+    let config = |max| ParserConfig::default().max_head_len(max);
     assert!(parse_with(config(10), head).is_ok());
     for at in 0..=head.len() {
         assert!(parse_split(config(10), head, at).is_ok(), "split at {at}");

@@ -32,21 +32,21 @@ enum Outcome {
 }
 
 fn config(selector: u8) -> ParserConfig {
-    ParserConfig {
-        max_head_len: match selector % 4 {
+    ParserConfig::default()
+        .max_head_len(match selector % 4 {
             0 => 64 * 1024,
             1 => 64,
             2 => 1,
             _ => 300,
-        },
-        local_redirect: if selector & 4 == 0 {
+        })
+        .local_redirect(if selector & 4 == 0 {
             LocalRedirect::Internal
         } else {
             LocalRedirect::Found302
-        },
-        default_content_type: (selector & 8 != 0)
-            .then(|| http::HeaderValue::from_static("text/html")),
-    }
+        })
+        .default_content_type(
+            (selector & 8 != 0).then(|| http::HeaderValue::from_static("text/html")),
+        )
 }
 
 fn parse(stream: &[u8], chunks: &[usize], selector: u8) -> Outcome {
