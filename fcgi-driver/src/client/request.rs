@@ -201,7 +201,9 @@ impl ClientRequest {
         self.role
     }
 
-    /// Sets the body (`STDIN`).
+    /// Sets the body (`STDIN`). Bytes (a known length) get a `CONTENT_LENGTH` param at
+    /// send unless one is set; a stream does not (set it yourself when you know the length:
+    /// php-fpm ignores a body without it; with the `tracing` feature a warning says so).
     #[must_use]
     pub fn stdin(mut self, body: impl Into<RequestBody>) -> Self {
         self.stdin = body.into();
