@@ -116,6 +116,8 @@ pub(crate) struct Pump<T> {
     pub(crate) last_write: Instant,
     /// When the socket last refused more bytes while some were queued.
     pub(crate) stalled_since: Option<Instant>,
+    /// Read and dispatch, but write nothing this round (the endpoint batches writes).
+    pub(crate) hold_writes: bool,
 }
 
 impl<T: Transport> Pump<T> {
@@ -128,6 +130,7 @@ impl<T: Transport> Pump<T> {
             last_read: now,
             last_write: now,
             stalled_since: None,
+            hold_writes: false,
         }
     }
 
@@ -195,6 +198,9 @@ impl<T: Transport> Pump<T> {
     /// Writes as much of the queue as the socket takes. `Ok(true)` if any byte went out.
     fn flush(&mut self, cx: &mut Context<'_>, out: &mut impl Core) -> io::Result<bool> {
         let mut progress = false;
+        if self.hold_writes {
+            return Ok(false);
+        }
         while out.queued() > 0 {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let n = out.fill(&mut slices);

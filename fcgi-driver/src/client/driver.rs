@@ -25,6 +25,8 @@ pub(crate) struct ClientDriver<T, R> {
     pub(crate) write_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) alarm: Alarm,
+    /// The last round held its writes back (see `poll_drive`).
+    pub(crate) held: bool,
     /// Counts the task in [`ClientStats::connection_tasks`](super::ClientStats).
     pub(crate) _live: Token,
 }
@@ -49,11 +51,27 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
         if g.kill {
             return Poll::Ready(Ok(()));
         }
+        // Writes are batched on a multiplexed connection: requests queued while others are
+        // in flight wait one pass of the scheduler (this task wakes itself, which puts it
+        // behind the tasks ready now), so that what those tasks queue meanwhile leaves in the
+        // same write — one `writev` per batch instead of one per request. A connection with
+        // one request at a time writes at once.
+        let hold = !self.held && g.conn.transmit_len() > 0 && g.conn.requests_in_flight() > 1;
+        self.pump.hold_writes = hold;
         let mut ep = Conn {
             g: &mut g,
             ended_any: false,
         };
         let driven = self.pump.drive(cx, &mut ep);
+        self.pump.hold_writes = false;
+        self.held = hold;
+        if hold && driven.is_ok() {
+            if ep.ended_any {
+                self.pool.notify();
+            }
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let ended_any = ep.ended_any;
         if ended_any {
             self.pool.notify();

@@ -459,6 +459,7 @@ impl<R: Runtime, C: Connector> Inner<R, C> {
             write_timeout: self.opts.write_timeout,
             idle_timeout: self.opts.idle_timeout,
             alarm: Alarm::default(),
+            held: false,
             _live: self.gauges.connection_tasks.token(),
         };
         self.rt.spawn(Box::pin(driver.run()));
