@@ -4,7 +4,9 @@
 //! round.
 //!
 //! The proxy is pinned to CPU 0 alone; the application and `wrk` (one thread, 16 kept-alive
-//! HTTP/1.1 connections) share CPU 1. The application is our tokio benchmark server, not C
+//! HTTP/1.1 connections) share CPU 1. The application is our tokio benchmark server, run
+//! twice: multiplexing (our gateway's client then batches the requests of its HTTP
+//! connections on fewer FastCGI connections, which nginx cannot) and not (as php-fpm). Not C
 //! libfcgi: libfcgi writes its empty `STDOUT` and its `END_REQUEST` separately, and nginx,
 //! done at the empty `STDOUT`, then cannot keep the connection — it opened a new one per
 //! request (`strace -c`: one `socket`, `connect` and `close` per request), which would count
@@ -36,41 +38,50 @@ struct GatewayRun {
 }
 
 const PROXIES: &[&str] = &["ours (fcgi gateway)", "nginx"];
+/// The application both ways: multiplexing (our gateway's client then batches requests on
+/// its FastCGI connections, which nginx cannot) and not (as php-fpm).
+const APPLICATIONS: &[(&str, bool)] = &[("multiplexing", true), ("not multiplexing", false)];
 /// The application behind both proxies (a binary of `bench/servers`).
 const APPLICATION: &str = "ours-tokio";
 const CONNECTIONS: u32 = 16;
 
-/// Runs both proxies `config.repeat` times and returns the markdown table.
+/// Runs both proxies `config.repeat` times against each application; the markdown table.
 pub fn run(config: &Config) -> String {
     let Some(wrk) = which("wrk") else {
         return "wrk is not installed (`apt-get install wrk`): section skipped\n".into();
     };
     let nginx = PathBuf::from("/usr/sbin/nginx");
-    let mut runs: Vec<Vec<GatewayRun>> = vec![Vec::new(); PROXIES.len()];
-    for round in 0..config.repeat {
-        let mut order: Vec<usize> = (0..PROXIES.len()).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for index in order {
-            let result = if index == 1 && !nginx.exists() {
-                Err("nginx is not installed (`apt-get install nginx-light`)".to_owned())
-            } else {
-                measure(config, index, &nginx, &wrk)
-            };
-            match result {
-                Ok(run) => {
-                    eprintln!(
-                        "gate  {:<28} {:>9.0} req/s  p99 {:>7.3} ms  {:>7.2} us CPU/req  {} errors",
-                        PROXIES[index], run.rps, run.p99_ms, run.cpu_us, run.errors
-                    );
-                    runs[index].push(run);
+    let mut out = String::new();
+    for &(label, multiplexing) in APPLICATIONS {
+        let mut runs: Vec<Vec<GatewayRun>> = vec![Vec::new(); PROXIES.len()];
+        for round in 0..config.repeat {
+            let mut order: Vec<usize> = (0..PROXIES.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for index in order {
+                let result = if index == 1 && !nginx.exists() {
+                    Err("nginx is not installed (`apt-get install nginx-light`)".to_owned())
+                } else {
+                    measure(config, index, &nginx, &wrk, multiplexing)
+                };
+                match result {
+                    Ok(run) => {
+                        eprintln!(
+                            "gate  {:<28} {label:<18} {:>9.0} req/s  p99 {:>7.3} ms  {:>7.2} us CPU/req  {} errors",
+                            PROXIES[index], run.rps, run.p99_ms, run.cpu_us, run.errors
+                        );
+                        runs[index].push(run);
+                    }
+                    Err(e) => eprintln!("gate  {:<28} {label:<18} skipped: {e}", PROXIES[index]),
                 }
-                Err(e) => eprintln!("gate  {:<28} skipped: {e}", PROXIES[index]),
             }
         }
+        let _ = writeln!(out, "Application {label}:\n");
+        out.push_str(&table(&runs));
+        out.push('\n');
     }
-    table(&runs)
+    out
 }
 
 fn table(runs: &[Vec<GatewayRun>]) -> String {
@@ -111,10 +122,19 @@ fn mean(runs: &[GatewayRun]) -> Option<GatewayRun> {
 }
 
 /// A fresh application and proxy, one check that the proxy answers, a warm-up, the run.
-fn measure(config: &Config, index: usize, nginx: &Path, wrk: &Path) -> Result<GatewayRun, String> {
+fn measure(
+    config: &Config,
+    index: usize,
+    nginx: &Path,
+    wrk: &Path,
+    multiplexing: bool,
+) -> Result<GatewayRun, String> {
     let backend_port = proc::free_port();
     let mut app = Command::new(config.bin.join(APPLICATION));
     app.arg(format!("tcp:127.0.0.1:{backend_port}"));
+    if !multiplexing {
+        app.env("NO_MUX", "1");
+    }
     let _app = proc::spawn_pinned(&app, "1")?;
     proc::wait_until("the application", || tcp_ready(backend_port))?;
 
