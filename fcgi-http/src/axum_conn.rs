@@ -52,7 +52,7 @@ impl Connected<IncomingStream<'_, TcpListener>> for ConnInfo {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
         let remote = *stream.remote_addr();
         let local = stream.io().local_addr().unwrap_or_else(|error| {
-            crate::log::log_warn!(
+            crate::__log_warn!(
                 target: "fcgi_http::gateway",
                 %remote,
                 %error,

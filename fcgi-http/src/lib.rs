@@ -62,7 +62,8 @@ pub mod balance;
 #[cfg(feature = "gateway")]
 pub mod gateway;
 mod hop;
-mod log;
+#[doc(hidden)]
+pub mod log;
 pub mod request;
 pub mod response;
 

@@ -927,55 +927,27 @@ pub fn example_drains_on_sigint(echo_example: &Path) {
     assert!(status.success(), "the example exited with {status}");
 }
 
-/// One Responder request held `ECHO_SLEEP_MS` by the echo application, sent through
-/// fcgi-core on a blocking socket; `sent` is passed once it is written (or failed). The
-/// answer's `STDOUT` and app status.
+/// One Responder request held `ECHO_SLEEP_MS` by the echo application, on a blocking
+/// socket; `sent` is passed once it is written (or failed). The answer's `STDOUT` and app
+/// status.
 fn sleepy_request(
     addr: std::net::SocketAddr,
     n: usize,
     sent: &std::sync::Barrier,
 ) -> Result<(Vec<u8>, u32), String> {
-    use fcgi_driver::fcgi_core::client::{ClientConfig, ClientConnection, Event};
-    let send = || -> Result<(TcpStream, ClientConnection), String> {
-        let mut s = TcpStream::connect_timeout(&addr, SETTLE).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(SETTLE))
-            .map_err(|e| e.to_string())?;
-        let mut c = ClientConnection::new(ClientConfig::default());
-        let id = c
-            .begin_request(Role::Responder, false)
-            .map_err(|e| e.to_string())?;
-        for (name, value) in [("ECHO_SLEEP_MS", "1500".to_owned()), ("N", n.to_string())] {
-            c.send_param(id, name.as_bytes(), value.as_bytes())
-                .map_err(|e| e.to_string())?;
-        }
-        c.end_params(id).map_err(|e| e.to_string())?;
-        c.end_stdin(id).map_err(|e| e.to_string())?;
-        while let Some(bytes) = c.poll_transmit() {
-            s.write_all(&bytes).map_err(|e| e.to_string())?;
-        }
-        Ok((s, c))
+    let request = crate::behaviour::fixture::whole_request(
+        &[("ECHO_SLEEP_MS", "1500"), ("N", &n.to_string())],
+        false,
+        b"",
+    );
+    let send = || -> std::io::Result<TcpStream> {
+        let mut s = TcpStream::connect_timeout(&addr, SETTLE)?;
+        s.set_read_timeout(Some(SETTLE))?;
+        s.write_all(&request)?;
+        Ok(s)
     };
     let written = send();
     sent.wait();
-    let (mut s, mut c) = written?;
-    let mut input = bytes::BytesMut::new();
-    let mut stdout = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    // Bounded: the read timeout ends a silent wait, and 1 MiB is far beyond the answer.
-    while input.len() + stdout.len() < (1 << 20) {
-        let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
-            return Err("the connection closed before END_REQUEST".into());
-        }
-        input.extend_from_slice(&buf[..n]);
-        c.handle_input(&mut input).map_err(|e| e.to_string())?;
-        while let Some(event) = c.poll_event() {
-            match event {
-                Event::Stdout { data, .. } => stdout.extend_from_slice(&data),
-                Event::EndRequest { app_status, .. } => return Ok((stdout, app_status)),
-                _ => {}
-            }
-        }
-    }
-    Err("an answer of over 1 MiB".into())
+    let mut s = written.map_err(|e| format!("send: {e}"))?;
+    crate::behaviour::fixture::read_answer_and_status(&mut s).map_err(|e| format!("read: {e}"))
 }

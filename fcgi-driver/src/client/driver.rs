@@ -65,16 +65,12 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
         let driven = self.pump.drive(cx, &mut ep);
         self.pump.hold_writes = false;
         self.held = hold;
+        if ep.ended_any {
+            self.pool.notify();
+        }
         if hold && driven.is_ok() {
-            if ep.ended_any {
-                self.pool.notify();
-            }
             cx.waker().wake_by_ref();
             return Poll::Pending;
-        }
-        let ended_any = ep.ended_any;
-        if ended_any {
-            self.pool.notify();
         }
         match driven {
             Ok(()) => {}

@@ -166,7 +166,7 @@ where
         && !finish_filter_stdin(&cell).await
     {
         // Nothing can be written, not even to STDERR: the log is all there is.
-        crate::log::log_error!(
+        crate::__log_error!(
             target: "fcgi_http::app",
             "{what}: a Filter must read its request body before it answers (FastCGI \
              spec 6.4); the service answered with the body still unread"

@@ -169,7 +169,7 @@ where
                     "{what}: the response body failed after {sent} bytes of output; \
                      the response is truncated: {e}"
                 );
-                crate::log::log_error!(target: TARGET, "{msg}");
+                crate::__log_error!(target: TARGET, "{msg}");
                 let _ = out.stderr(format!("fcgi-http: {msg}\n")).await;
                 return Outcome::Failed(APP_STATUS_BODY_ERROR);
             }
@@ -205,7 +205,7 @@ async fn send(out: &mut Response, bytes: Bytes, sent: &mut u64, what: &Target) -
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 fn write_failed(what: &Target, e: &std::io::Error) -> u32 {
     // The web server went away (or aborted the request): nobody to tell but the log.
-    crate::log::log_debug!(target: TARGET, error = %e, "{what}: writing the response failed");
+    crate::__log_debug!(target: TARGET, error = %e, "{what}: writing the response failed");
     APP_STATUS_WRITE_ERROR
 }
 
@@ -232,7 +232,7 @@ async fn plain(out: &mut Response, status: StatusCode, stderr: &str) -> Result<(
 /// `500 Internal Server Error`, the reason on `STDERR` and in the log; returns `status`
 /// (or the write error status when the connection is gone).
 pub(crate) async fn internal_error(out: &mut Response, msg: &str, status: u32) -> u32 {
-    crate::log::log_error!(target: TARGET, "{msg}");
+    crate::__log_error!(target: TARGET, "{msg}");
     match plain(out, StatusCode::INTERNAL_SERVER_ERROR, msg).await {
         Ok(()) => status,
         Err(()) => APP_STATUS_WRITE_ERROR,
@@ -242,7 +242,7 @@ pub(crate) async fn internal_error(out: &mut Response, msg: &str, status: u32) -
 /// `400 Bad Request` for params that make no HTTP request.
 pub(crate) async fn bad_request(out: &mut Response, e: ParamsError) -> u32 {
     let msg = format!("cannot build an HTTP request from the FastCGI params: {e}");
-    crate::log::log_warn!(target: TARGET, "{msg}");
+    crate::__log_warn!(target: TARGET, "{msg}");
     match plain(out, StatusCode::BAD_REQUEST, &msg).await {
         Ok(()) => APP_STATUS_OK,
         Err(()) => APP_STATUS_WRITE_ERROR,

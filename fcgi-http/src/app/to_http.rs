@@ -292,7 +292,7 @@ fn headers(params: &Params) -> Result<HeaderMap, ParamsError> {
             (Ok(n), Ok(v)) => {
                 map.append(n, v);
             }
-            _ => crate::log::log_debug!(
+            _ => crate::__log_debug!(
                 target: "fcgi_http::app",
                 param = %String::from_utf8_lossy(name),
                 "skipping a param that is not a valid HTTP header"
@@ -303,7 +303,7 @@ fn headers(params: &Params) -> Result<HeaderMap, ParamsError> {
         if let Ok(v) = HeaderValue::from_bytes(t) {
             map.insert(header::CONTENT_TYPE, v);
         } else {
-            crate::log::log_debug!(target: "fcgi_http::app", "skipping an invalid CONTENT_TYPE");
+            crate::__log_debug!(target: "fcgi_http::app", "skipping an invalid CONTENT_TYPE");
         }
     }
     if let Some(len) = cgi_length {

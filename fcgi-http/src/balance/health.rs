@@ -135,7 +135,7 @@ impl<R: Runtime, C: Connector> HealthChecked<R, C> {
     /// Marks the backend down and starts its probe (once).
     fn failed(&self) {
         if self.health.down() {
-            crate::log::log_warn!(target: "fcgi_http::balance", backend = ?self.gateway.client(), "backend refuses connections: taken out of the balance until a connection succeeds");
+            crate::__log_warn!(target: "fcgi_http::balance", backend = ?self.gateway.client(), "backend refuses connections: taken out of the balance until a connection succeeds");
         }
         if self.health.probing.swap(true, Ordering::SeqCst) {
             return;
@@ -155,7 +155,7 @@ impl<R: Runtime, C: Connector> HealthChecked<R, C> {
                 if client.connect_check().await.is_ok() {
                     health.probing.store(false, Ordering::SeqCst);
                     health.up();
-                    crate::log::log_info!(target: "fcgi_http::balance", backend = ?client, "backend accepts connections again: back in the balance");
+                    crate::__log_info!(target: "fcgi_http::balance", backend = ?client, "backend accepts connections again: back in the balance");
                     return;
                 }
                 interval = (interval * 2).min(max);

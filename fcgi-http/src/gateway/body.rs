@@ -172,7 +172,7 @@ impl GatewayBody {
 /// Logs what a finished request left on `STDERR`, and a non-zero application status.
 pub(crate) fn report(end: &ResponseEnd) {
     if !end.stderr.is_empty() {
-        crate::log::log_warn!(
+        crate::__log_warn!(
             target: "fcgi_http::gateway",
             stderr = %String::from_utf8_lossy(&end.stderr).trim_end(),
             dropped = end.stderr_dropped,
@@ -180,7 +180,7 @@ pub(crate) fn report(end: &ResponseEnd) {
         );
     }
     if end.app_status != 0 {
-        crate::log::log_debug!(target: "fcgi_http::gateway", app_status = end.app_status, "FastCGI application status");
+        crate::__log_debug!(target: "fcgi_http::gateway", app_status = end.app_status, "FastCGI application status");
     }
 }
 
@@ -210,7 +210,7 @@ pub enum GatewayBodyError {
 fn within(due: &mut Option<u64>, received: &mut u64, mut piece: Bytes) -> Option<Bytes> {
     if let Some(left) = due {
         if piece.len() as u64 > *left {
-            crate::log::log_warn!(
+            crate::__log_warn!(
                 target: "fcgi_http::gateway",
                 extra = piece.len() as u64 - *left,
                 "FastCGI application sent more than its Content-Length; the rest is dropped"

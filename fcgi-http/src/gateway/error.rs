@@ -238,9 +238,9 @@ fn status_of(error: &(dyn std::error::Error + 'static), classify: Classifier) ->
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 fn log(status: StatusCode, error: &(dyn std::error::Error + 'static)) {
     if status.is_server_error() {
-        crate::log::log_warn!(target: "fcgi_http::gateway", status = status.as_u16(), %error, "FastCGI gateway error");
+        crate::__log_warn!(target: "fcgi_http::gateway", status = status.as_u16(), %error, "FastCGI gateway error");
     } else {
-        crate::log::log_debug!(target: "fcgi_http::gateway", status = status.as_u16(), %error, "request refused");
+        crate::__log_debug!(target: "fcgi_http::gateway", status = status.as_u16(), %error, "request refused");
     }
 }
 

@@ -40,7 +40,7 @@ pub(crate) async fn check_script(
         Ok(false) => Err(GatewayError::NoSuchScript(shown)),
         // The root itself is gone or unreadable: nothing can be checked, nothing is run.
         Err(e) => {
-            crate::log::log_warn!(target: "fcgi_http::gateway", error = %e, "cannot check the script");
+            crate::__log_warn!(target: "fcgi_http::gateway", error = %e, "cannot check the script");
             Err(GatewayError::NoSuchScript(shown))
         }
     }
@@ -109,7 +109,7 @@ pub(crate) async fn try_files(
     })
     .await;
     decided.map_err(|e| {
-        crate::log::log_warn!(target: "fcgi_http::gateway", error = %e, "cannot look up the path");
+        crate::__log_warn!(target: "fcgi_http::gateway", error = %e, "cannot look up the path");
         GatewayError::NoSuchScript(String::from_utf8_lossy(path).into_owned())
     })
 }

@@ -334,7 +334,7 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
                     if redirects > config.max_internal_redirects {
                         return Err(GatewayError::RedirectLoop(config.max_internal_redirects));
                     }
-                    crate::log::log_debug!(target: "fcgi_http::gateway", location = %path, "local redirect");
+                    crate::__log_debug!(target: "fcgi_http::gateway", location = %path, "local redirect");
                     let _ = drain(response).await;
                     current = redirected(&current, path);
                     let params = build_params(&current, None, &conn, &config.cgi)

@@ -5,13 +5,12 @@
 //! feature).
 
 use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-use std::path::Path;
 
-use fcgi_smol::client::Backend;
 use fcgi_smol::{Listener, SmolConnector, SmolRuntime, Stream};
 use fcgi_testkit::behaviour::Harness;
+
+#[path = "../harness_io/mod.rs"]
+mod harness_io;
 
 /// async-std's executor; `local` spawns onto the `block_on` thread's executor.
 pub(crate) struct AsyncStdHarness {
@@ -50,29 +49,5 @@ impl Harness for AsyncStdHarness {
         async_std::task::block_on(future)
     }
 
-    async fn bind_tcp(&self) -> io::Result<(Listener, SocketAddr)> {
-        let l = Listener::bind_tcp(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let a = l.local_addr().unwrap();
-        Ok((l, a))
-    }
-
-    async fn bind_unix(&self, path: &Path) -> io::Result<Listener> {
-        Listener::bind_unix(path)
-    }
-
-    fn tcp_connector(&self, addr: SocketAddr) -> SmolConnector {
-        SmolConnector::new(Backend::Tcp(addr))
-    }
-
-    fn connector(&self, backend: Backend) -> SmolConnector {
-        SmolConnector::new(backend)
-    }
-
-    fn unix_connector(&self, path: &Path) -> SmolConnector {
-        SmolConnector::new(Backend::Unix(path.into()))
-    }
-
-    fn nodelay(io: &Stream) -> Option<bool> {
-        io.nodelay()
-    }
+    harness_io::futures_io_sockets!();
 }

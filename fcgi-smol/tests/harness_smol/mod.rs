@@ -3,15 +3,14 @@
 //! or — where a scenario asks for a single-threaded one — run only inside `block_on`.
 
 use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use fcgi_smol::client::Backend;
 use fcgi_smol::{Listener, SmolConnector, SmolRuntime, Stream};
 use fcgi_testkit::behaviour::Harness;
+
+#[path = "../harness_io/mod.rs"]
+mod harness_io;
 
 /// A smol executor per scenario.
 pub(crate) struct SmolHarness {
@@ -78,29 +77,5 @@ impl Harness for SmolHarness {
         }
     }
 
-    async fn bind_tcp(&self) -> io::Result<(Listener, SocketAddr)> {
-        let l = Listener::bind_tcp(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let a = l.local_addr().unwrap();
-        Ok((l, a))
-    }
-
-    async fn bind_unix(&self, path: &Path) -> io::Result<Listener> {
-        Listener::bind_unix(path)
-    }
-
-    fn tcp_connector(&self, addr: SocketAddr) -> SmolConnector {
-        SmolConnector::new(Backend::Tcp(addr))
-    }
-
-    fn connector(&self, backend: Backend) -> SmolConnector {
-        SmolConnector::new(backend)
-    }
-
-    fn unix_connector(&self, path: &Path) -> SmolConnector {
-        SmolConnector::new(Backend::Unix(path.into()))
-    }
-
-    fn nodelay(io: &Stream) -> Option<bool> {
-        io.nodelay()
-    }
+    harness_io::futures_io_sockets!();
 }

@@ -255,6 +255,11 @@ pub fn whole_request(params: &[(&str, &str)], keep_conn: bool, body: &[u8]) -> V
 /// Reads records from `s` until `END_REQUEST`; returns the `STDOUT` bytes. An error if the
 /// stream ends or fails first.
 pub fn read_answer(s: &mut impl Read) -> io::Result<Vec<u8>> {
+    read_answer_and_status(s).map(|(stdout, _)| stdout)
+}
+
+/// [`read_answer`], with the app status of the `END_REQUEST`.
+pub fn read_answer_and_status(s: &mut impl Read) -> io::Result<(Vec<u8>, u32)> {
     let mut buf = Vec::new();
     let mut stdout = Vec::new();
     let mut at = 0;
@@ -268,7 +273,14 @@ pub fn read_answer(s: &mut impl Read) -> io::Result<Vec<u8>> {
             }
             match buf[at + 1] {
                 6 => stdout.extend_from_slice(&buf[at + 8..at + 8 + len]),
-                3 => return Ok(stdout),
+                3 => {
+                    // (An END_REQUEST body too short for a status reads as status 0.)
+                    let status = buf
+                        .get(at + 8..at + 8 + len.min(4))
+                        .and_then(|c| <[u8; 4]>::try_from(c).ok())
+                        .map_or(0, u32::from_be_bytes);
+                    return Ok((stdout, status));
+                }
                 _ => {}
             }
             at += total;

@@ -2,33 +2,13 @@
 //! HTTP/2, plain or TLS, each request carrying its connection's [`ConnInfo`], graceful
 //! shutdown, an access log.
 
-// Log events go through `tracing` with the `tracing` feature, and vanish without it (the
-// same rule as fcgi-http's log macros).
-macro_rules! log_warn {
-    ($($arg:tt)*) => {{
-        #[cfg(feature = "tracing")]
-        tracing::warn!($($arg)*);
-    }};
-}
-macro_rules! log_info {
-    ($($arg:tt)*) => {{
-        #[cfg(feature = "tracing")]
-        tracing::info!($($arg)*);
-    }};
-}
-macro_rules! log_debug {
-    ($($arg:tt)*) => {{
-        #[cfg(feature = "tracing")]
-        tracing::debug!($($arg)*);
-    }};
-}
+// Log events: fcgi-http's macros (through `tracing` when its `tracing` feature is on, which
+// this crate's `tracing` feature turns on; nothing otherwise).
+use fcgi_http::{__log_debug as log_debug, __log_info as log_info, __log_warn as log_warn};
 
 /// Whether an access-log line would be written (formatted only then).
 fn access_log_enabled() -> bool {
-    #[cfg(feature = "tracing")]
-    return tracing::enabled!(target: "fcgi_tokio::http::access", tracing::Level::INFO);
-    #[cfg(not(feature = "tracing"))]
-    false
+    fcgi_http::__info_enabled!(target: "fcgi_tokio::http::access")
 }
 
 use std::convert::Infallible;
