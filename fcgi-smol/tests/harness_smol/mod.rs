@@ -9,6 +9,8 @@ use std::thread::JoinHandle;
 use fcgi_smol::{Listener, SmolConnector, SmolRuntime, Stream};
 use fcgi_testkit::behaviour::Harness;
 
+// A macro-only module: a test crate that includes several harnesses loads it once each.
+#[allow(clippy::duplicate_mod)]
 #[path = "../harness_io/mod.rs"]
 mod harness_io;
 

@@ -8,6 +8,8 @@ use fcgi_smol::blocking::thread_runtime;
 use fcgi_smol::{Listener, SmolConnector, SmolRuntime, Stream};
 use fcgi_testkit::behaviour::Harness;
 
+// A macro-only module: a test crate that includes several harnesses loads it once each.
+#[allow(clippy::duplicate_mod)]
 #[path = "../harness_io/mod.rs"]
 mod harness_io;
 
