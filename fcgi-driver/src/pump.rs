@@ -6,7 +6,8 @@
 //!    budget allow;
 //! 2. hand the core's events to the endpoint, while the budget allows;
 //! 3. read from the socket, only once the core took everything read before (so the input
-//!    buffer never holds more than one read beyond what the core accepted);
+//!    buffer never holds more than one read beyond what the core accepted), and, once a read
+//!    found nothing, not again before the socket wakes the task;
 //! 4. write the whole transmit queue, in as few vectored writes as the socket allows.
 
 use std::io::{self, IoSlice};
@@ -18,10 +19,14 @@ use fcgi_core::client::ClientConnection;
 use fcgi_core::server::ServerConnection;
 
 use crate::runtime::{BoxFuture, Runtime, Transport};
+use crate::sync::WakeFlag;
 
 /// At most this many slices per vectored write (Linux accepts 1024; a burst rarely has more
 /// than a few dozen chunks).
 const MAX_IOVECS: usize = 64;
+
+/// The slices of the usual vectored write (one coalesced chunk, or a few large payloads).
+const FEW_IOVECS: usize = 4;
 
 /// How much spare room a read asks for.
 const READ_CHUNK: usize = 64 * 1024;
@@ -38,6 +43,8 @@ pub(crate) trait Core {
     fn poll_event(&mut self) -> Option<Self::Event>;
     fn wants_input(&self) -> bool;
     fn queued(&self) -> usize;
+    /// How many chunks the transmit queue holds.
+    fn chunks(&self) -> usize;
     fn fill<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize;
     fn written(&mut self, n: usize);
 }
@@ -61,6 +68,9 @@ macro_rules! core_impl {
             }
             fn queued(&self) -> usize {
                 self.transmit_len()
+            }
+            fn chunks(&self) -> usize {
+                self.transmit_chunks().count()
             }
             fn fill<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
                 let mut n = 0;
@@ -118,6 +128,15 @@ pub(crate) struct Pump<T> {
     pub(crate) stalled_since: Option<Instant>,
     /// Read and dispatch, but write nothing this round (the endpoint batches writes).
     pub(crate) hold_writes: bool,
+    /// The last read returned `Pending` and the socket has not woken the task since: it
+    /// holds `readable`'s waker and wakes the task when bytes arrive, so asking again before
+    /// then would only cost (the driver is woken for other reasons too: its handlers'
+    /// output, a request to send; this was up to five readiness checks per request).
+    read_pending: bool,
+    /// The socket's reads are polled with this waker, which records that they woke the task.
+    readable: WakeFlag,
+    /// The time of this task poll (see [`Pump::begin_poll`]).
+    pub(crate) now: Instant,
 }
 
 impl<T: Transport> Pump<T> {
@@ -131,7 +150,27 @@ impl<T: Transport> Pump<T> {
             last_write: now,
             stalled_since: None,
             hold_writes: false,
+            read_pending: false,
+            readable: WakeFlag::default(),
+            now,
         }
+    }
+
+    /// Starts a task poll: reads the clock once for everything this poll stamps or compares
+    /// (a read, a write, a stall, the deadlines; a clock read is a visible share of a small
+    /// request's CPU), and allows a read again if the socket woke the task.
+    pub(crate) fn begin_poll(&mut self, cx: &Context<'_>) {
+        self.now = Instant::now();
+        self.readable.register(cx);
+        if self.readable.take_woken() {
+            self.read_pending = false;
+        }
+    }
+
+    /// Reads the clock again within a poll (after running application code, which may have
+    /// taken a while).
+    pub(crate) fn tick(&mut self) {
+        self.now = Instant::now();
     }
 
     /// Whether the peer closed its side.
@@ -164,7 +203,11 @@ impl<T: Transport> Pump<T> {
                 progress = true;
             }
             // 3. Read more only once the core took everything we had.
-            if !self.eof && self.input.is_empty() && ep.core().wants_input() && ep.has_input_room()
+            if !self.eof
+                && !self.read_pending
+                && self.input.is_empty()
+                && ep.core().wants_input()
+                && ep.has_input_room()
             {
                 // The rest of the current buffer first: the records read before still
                 // hold its front (a request's params, a response's STDOUT pieces), so
@@ -172,18 +215,19 @@ impl<T: Transport> Pump<T> {
                 if self.input.capacity() < MIN_READ_ROOM {
                     self.input.reserve(READ_CHUNK);
                 }
-                match self.io.poll_read_buf(cx, &mut self.input) {
+                let mut read_cx = Context::from_waker(self.readable.waker());
+                match self.io.poll_read_buf(&mut read_cx, &mut self.input) {
                     Poll::Ready(Ok(0)) => {
                         self.eof = true;
                         ep.core().handle_eof();
                         progress = true;
                     }
                     Poll::Ready(Ok(_)) => {
-                        self.last_read = Instant::now();
+                        self.last_read = self.now;
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return Err(PumpError::Io(e)),
-                    Poll::Pending => {}
+                    Poll::Pending => self.read_pending = true,
                 }
             }
             // 4. Write everything queued.
@@ -202,8 +246,17 @@ impl<T: Transport> Pump<T> {
             return Ok(false);
         }
         while out.queued() > 0 {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let n = out.fill(&mut slices);
+            // The usual queue is one coalesced chunk: an array for that case, so that
+            // filling in the slices costs little more than the slices used.
+            let mut few = [IoSlice::new(&[]); FEW_IOVECS];
+            let mut many;
+            let slices: &mut [IoSlice<'_>] = if out.chunks() <= FEW_IOVECS {
+                &mut few
+            } else {
+                many = [IoSlice::new(&[]); MAX_IOVECS];
+                &mut many
+            };
+            let n = out.fill(slices);
             match self.io.poll_write_vectored(cx, &slices[..n]) {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(written)) => {
@@ -213,13 +266,13 @@ impl<T: Transport> Pump<T> {
                 }
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Pending => {
-                    self.stalled_since.get_or_insert_with(Instant::now);
+                    self.stalled_since.get_or_insert(self.now);
                     break;
                 }
             }
         }
         if progress {
-            self.last_write = Instant::now();
+            self.last_write = self.now;
         }
         Ok(progress)
     }
@@ -242,10 +295,21 @@ impl<T: Transport> Pump<T> {
     }
 }
 
-/// The one timer a driver keeps: re-armed only when the deadline that applies changes.
+/// The one timer a driver keeps: re-armed only when the deadline that applies changes, and
+/// polled only when it has fired (a driver is polled several times per request; polling an
+/// armed timer each time was a visible share of its CPU).
 #[derive(Default)]
 pub(crate) struct Alarm {
-    armed: Option<(Instant, BoxFuture<()>)>,
+    armed: Option<Armed>,
+}
+
+/// A timer set for `at`, polled with a waker of its own that records that it fired.
+struct Armed {
+    at: Instant,
+    sleep: BoxFuture<()>,
+    fired: WakeFlag,
+    /// Polled at least once (so it holds `fired`'s waker).
+    polled: bool,
 }
 
 impl Alarm {
@@ -253,17 +317,17 @@ impl Alarm {
     /// `None` leaves an armed timer as it is: re-arming costs an allocation and a timer
     /// registration (a client connection has no deadline between a response's end and the
     /// next request, so that was once per request), and a timer firing early only makes the
-    /// task look again.
+    /// task look again. `now` is the caller's reading of the clock.
     pub(crate) fn poll<R: Runtime, L>(
         &mut self,
         rt: &R,
         cx: &mut Context<'_>,
         deadline: Option<(Instant, L)>,
+        now: Instant,
     ) -> Poll<L> {
         let Some((at, what)) = deadline else {
             return Poll::Pending;
         };
-        let now = Instant::now();
         if now >= at {
             self.armed = None;
             return Poll::Ready(what);
@@ -271,11 +335,26 @@ impl Alarm {
         // A timer set for a later time is replaced; one set for an earlier time is kept: when
         // it fires, the task is polled, finds the deadline not reached and re-arms. (Deadlines
         // move later with every read; this keeps that from costing a timer each time.)
-        if self.armed.as_ref().is_none_or(|(t, _)| *t > at) {
-            self.armed = Some((at, rt.sleep(at.saturating_duration_since(now))));
+        let armed = match &mut self.armed {
+            Some(a) if a.at <= at => a,
+            slot => slot.insert(Armed {
+                at,
+                sleep: rt.sleep(at.saturating_duration_since(now)),
+                fired: WakeFlag::default(),
+                polled: false,
+            }),
+        };
+        armed.fired.register(cx);
+        // Holding the flag's waker and not fired since: polling would only register it again.
+        if armed.polled && !armed.fired.take_woken() {
+            return Poll::Pending;
         }
-        if let Some((_, sleep)) = &mut self.armed
-            && sleep.as_mut().poll(cx).is_ready()
+        armed.polled = true;
+        if armed
+            .sleep
+            .as_mut()
+            .poll(&mut Context::from_waker(armed.fired.waker()))
+            .is_ready()
         {
             self.armed = None;
             cx.waker().wake_by_ref();

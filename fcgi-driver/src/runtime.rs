@@ -66,6 +66,9 @@ pub async fn unblock_with<T: Send + 'static>(
 /// A connected byte stream (TCP or Unix socket).
 pub trait Transport: Send + Unpin + 'static {
     /// Reads into the spare capacity of `buf` (appending); `Ok(0)` means end of stream.
+    /// `Pending` must mean what it means for any future: the task is woken once a read can
+    /// make progress. The drivers rely on it to the letter: after a `Pending` read they do
+    /// not read again until the task is woken.
     fn poll_read_buf(
         &mut self,
         cx: &mut Context<'_>,

@@ -10,11 +10,14 @@
 //! - [`OneWaiter`]: a flag with a single waiter (a request's handler task waiting for an
 //!   abort), on `atomic-waker`: one slot, replaced on each registration, dropped with its
 //!   owner.
+//! - [`WakeFlag`]: a waker of its own for one source a task polls (its socket's reads, its
+//!   timer), which records that the source woke the task: the task polls that source again
+//!   only then, not on every wake-up it gets for other reasons.
 //! - [`lock`]: a poison-tolerant mutex lock.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 
 use atomic_waker::AtomicWaker;
 use event_listener::{Event, EventListener};
@@ -237,5 +240,58 @@ mod tests {
         assert!(poll(&mut late).is_pending());
         notify.notify();
         assert!(poll(&mut late).is_ready());
+    }
+}
+
+/// A waker for one source a task polls (see the module documentation). Poll the source with
+/// [`waker`](Self::waker) when [`poll_source`](Self::poll_source) says so.
+pub(crate) struct WakeFlag {
+    shared: Arc<FlagShared>,
+    /// `shared` as a waker.
+    waker: Waker,
+}
+
+#[derive(Default)]
+struct FlagShared {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for FlagShared {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl Default for WakeFlag {
+    fn default() -> Self {
+        let shared = Arc::new(FlagShared::default());
+        Self {
+            waker: Waker::from(Arc::clone(&shared)),
+            shared,
+        }
+    }
+}
+
+impl WakeFlag {
+    /// Makes the source's next wake-up reach the task polling now (every poll: a wake-up
+    /// uses the registration up).
+    pub(crate) fn register(&self, cx: &Context<'_>) {
+        self.shared.task.register(cx.waker());
+    }
+
+    /// Whether the source woke the task since the last call (and clears that).
+    pub(crate) fn take_woken(&self) -> bool {
+        self.shared.woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// What to poll the source with.
+    pub(crate) fn waker(&self) -> &Waker {
+        &self.waker
     }
 }

@@ -114,9 +114,12 @@ impl Params {
 
     /// The value of the last pair named `name`.
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        // Lengths first: most names differ in length, and the slices are only cut for those
+        // that do not.
         self.entries
             .iter()
             .rev()
+            .filter(|e| e.name_len == name.len())
             .map(|e| self.pair(e))
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v)

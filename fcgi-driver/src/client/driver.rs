@@ -4,7 +4,7 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fcgi_core::client::{ClientConnection, Event};
 
@@ -45,6 +45,7 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), (io::ErrorKind, ClientError)>> {
+        self.pump.begin_poll(cx);
         let shared = Arc::clone(&self.shared);
         let mut g = lock(&shared);
         g.set_driver_waker(cx.waker());
@@ -112,14 +113,14 @@ impl<T: Transport, R: Runtime> ClientDriver<T, R> {
             None
         };
         let idle_over =
-            deadline.is_some_and(|(at, what)| what == Deadline::Idle && Instant::now() >= at);
+            deadline.is_some_and(|(at, what)| what == Deadline::Idle && self.pump.now >= at);
         if idle_over {
             // Under the lock: the pool cannot hand this connection out any more.
             g.retiring = true;
             return Poll::Ready(Ok(()));
         }
         drop(g);
-        match self.alarm.poll(&self.rt, cx, deadline) {
+        match self.alarm.poll(&self.rt, cx, deadline, self.pump.now) {
             Poll::Ready(Deadline::Timeout(kind)) => {
                 Poll::Ready(Err((io::ErrorKind::TimedOut, ClientError::Timeout(kind))))
             }

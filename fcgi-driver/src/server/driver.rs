@@ -2,7 +2,6 @@
 //! handing requests to handler tasks, plus the connection's timeouts and its part in a
 //! graceful shutdown. No protocol decision is made here.
 
-use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -118,6 +117,7 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
     }
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.pump.begin_poll(cx);
         let state = Arc::clone(&self.cx.state);
         // The deadline only follows the start of a shutdown: wait for it from then on.
         if self.drained && self.force.poll(&state.force, cx).is_ready() {
@@ -167,11 +167,12 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
             // Busy before the handler can end: the registry must not see this connection as
             // expendable while its response is still on its way (the standing below comes
             // only after the inline handler and the writes).
-            self.member.set(Standing::Busy, Instant::now());
+            self.member.set(Standing::Busy, self.pump.now);
         }
         if self.cx.inline.is_some() {
             drop(g);
             self.poll_inline(cx);
+            self.pump.tick();
             g = lock(&shared);
             // What it queued leaves now, in this poll (and input it made room for comes in).
             if let Err(e) = self.drive_pump(cx, &mut g) {
@@ -187,14 +188,14 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
                 g.conn.close_after_active();
             }
         } else {
-            self.idle_since = Instant::now();
+            self.idle_since = self.pump.now;
         }
         if g.conn.should_close() && g.conn.transmit_len() == 0 {
             drop(g);
             if self.pump.eof() || self.cx.opts.linger_timeout.is_zero() {
                 return self.pump.poll_shutdown(cx).map(Ok);
             }
-            let now = Instant::now();
+            let now = self.pump.now;
             self.closing = Some(Lingering {
                 shut: false,
                 until: later(now, self.cx.opts.linger_timeout),
@@ -215,7 +216,7 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         self.member.set(standing, since);
         let deadline = self.deadline(&g);
         drop(g);
-        match self.alarm.poll(&self.cx.rt, cx, deadline) {
+        match self.alarm.poll(&self.cx.rt, cx, deadline, self.pump.now) {
             Poll::Ready(what) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what))),
             Poll::Pending => Poll::Pending,
         }
@@ -226,6 +227,7 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         let mut ep = Conn {
             g,
             cx: &mut self.cx,
+            now: self.pump.now,
         };
         self.pump.drive(cx, &mut ep).map_err(|e| match e {
             PumpError::Protocol(e) => io::Error::new(io::ErrorKind::InvalidData, e),
@@ -319,7 +321,12 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         // The timer first, so that nothing below can keep the connection past it.
         if self
             .alarm
-            .poll(&self.cx.rt, cx, Some((l.until, "lingering close")))
+            .poll(
+                &self.cx.rt,
+                cx,
+                Some((l.until, "lingering close")),
+                self.pump.now,
+            )
             .is_ready()
         {
             return Poll::Ready(Ok(()));
@@ -364,6 +371,8 @@ struct Lingering {
 struct Conn<'a, R, H> {
     g: &'a mut Shared,
     cx: &'a mut ConnContext<R, H>,
+    /// The pump's clock reading for this poll.
+    now: Instant,
 }
 
 impl<R: Runtime, H: Handler> Endpoint for Conn<'_, R, H> {
@@ -390,7 +399,13 @@ impl<R: Runtime, H: Handler> Endpoint for Conn<'_, R, H> {
                 role,
                 keep_conn,
             } => {
-                g.open_slot(id, role, keep_conn, self.cx.state.request_entries.token());
+                g.open_slot(
+                    id,
+                    role,
+                    keep_conn,
+                    self.now,
+                    self.cx.state.request_entries.token(),
+                );
                 self.cx.begun += 1;
                 if opts
                     .max_requests_per_connection
@@ -408,15 +423,10 @@ impl<R: Runtime, H: Handler> Endpoint for Conn<'_, R, H> {
                 g.push_input(id, StreamKind::Data, Some(data), opts.max_data_bytes);
             }
             Event::DataEnd { id } => g.push_input(id, StreamKind::Data, None, None),
-            Event::Abort { id } => {
-                let spawned = g.slots.get(&id).map(|s| {
-                    s.abort.set();
-                    s.spawned
-                });
-                if spawned == Some(false) {
-                    // Aborted before its handler started: end it here.
-                    g.finish(id, CANCELLED_APP_STATUS, ProtocolStatus::RequestComplete);
-                }
+            // Aborted before its handler started: end it here (a running handler is
+            // cancelled, and its task ends the request).
+            Event::Abort { id } if g.abort(id) == Some(false) => {
+                g.finish(id, CANCELLED_APP_STATUS, ProtocolStatus::RequestComplete);
             }
             // The core ended the request itself (params over the limit): its entry goes.
             Event::Rejected { id, .. } => g.rejected(id),
@@ -466,24 +476,17 @@ impl<R: Runtime, H: Handler> Conn<'_, R, H> {
         };
         let task = HandlerTask {
             shared: Arc::clone(&cx.shared),
+            cork: Arc::clone(&g.cork),
             state: Arc::clone(&cx.state),
             ticket,
             done: false,
             _live: cx.state.handler_tasks.token(),
         };
-        let abort = Arc::clone(&slot.abort);
-        let handler = Arc::clone(&cx.handler);
-        let shared = Arc::clone(&cx.shared);
-        let cork = Arc::clone(&g.cork);
         let span = crate::log::request_span(id, &role);
-        let work: BoxFuture<()> = Box::pin(crate::log::in_span(span, async move {
-            let mut run = std::pin::pin!(task.run(handler, request, response, abort));
-            std::future::poll_fn(|cx| {
-                let _corked = cork.enter(&shared);
-                run.as_mut().poll(cx)
-            })
-            .await;
-        }));
+        let work: BoxFuture<()> = Box::pin(crate::log::in_span(
+            span,
+            task.run(Arc::clone(&cx.handler), request, response),
+        ));
         // The first handler runs in the connection's task (see `Driver::poll_inline`); one
         // started while it still runs gets a task of its own.
         if cx.inline.is_none() {

@@ -16,7 +16,7 @@ use fcgi_core::server::ServerConnection;
 use fcgi_core::{ApiError, Error, ProtocolStatus, Role};
 
 use crate::stats::Token;
-use crate::sync::{Notify, NotifyWait, OneWaiter, lock};
+use crate::sync::{Notify, NotifyWait, lock};
 
 /// Which stream of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,15 +70,26 @@ pub(crate) struct Slot {
     pub(crate) keep_conn: bool,
     stdin: Queue,
     data: Queue,
-    /// Set when the web server aborts the request or the connection goes away; the handler
-    /// task waits on it.
-    pub(crate) abort: Arc<OneWaiter>,
+    /// Set when the web server aborts the request or the connection goes away: the handler
+    /// is cancelled (see [`Shared::poll_cancelled`]).
+    aborted: bool,
+    /// The handler's task, woken when the request is aborted.
+    handler: Option<Waker>,
     /// Whether a handler runs for it (params complete and admitted).
     pub(crate) spawned: bool,
     /// When its `BEGIN_REQUEST` arrived (its params must follow in time).
     pub(crate) begun_at: std::time::Instant,
     /// Counts the entry in [`ServerStats::request_entries`](super::ServerStats).
     _live: Token,
+}
+
+impl Slot {
+    fn abort(&mut self) {
+        self.aborted = true;
+        if let Some(w) = self.handler.take() {
+            w.wake();
+        }
+    }
 }
 
 /// Write coalescing: while a handler task of the connection is being polled, the driver is
@@ -220,7 +231,14 @@ impl Shared {
         }
     }
 
-    pub(crate) fn open_slot(&mut self, id: u16, role: Role, keep_conn: bool, live: Token) {
+    pub(crate) fn open_slot(
+        &mut self,
+        id: u16,
+        role: Role,
+        keep_conn: bool,
+        now: std::time::Instant,
+        live: Token,
+    ) {
         let serial = self.next_serial;
         self.next_serial += 1;
         self.slots.insert(
@@ -231,9 +249,10 @@ impl Shared {
                 keep_conn,
                 stdin: Queue::default(),
                 data: Queue::default(),
-                abort: Arc::default(),
+                aborted: false,
+                handler: None,
                 spawned: false,
-                begun_at: std::time::Instant::now(),
+                begun_at: now,
                 _live: live,
             },
         );
@@ -278,8 +297,35 @@ impl Shared {
                 self.buffered -= q.unread();
                 q.wake();
             }
-            slot.abort.set();
+            // Its handler (if any) is not woken: the request ends because that handler
+            // ended, or before one started.
         }
+    }
+
+    /// The web server aborted request `id`: its handler is cancelled. Returns whether a
+    /// handler runs for it (`None`: no such request).
+    pub(crate) fn abort(&mut self, id: u16) -> Option<bool> {
+        let slot = self.slots.get_mut(&id)?;
+        slot.abort();
+        Some(slot.spawned)
+    }
+
+    /// Ready when the handler of `ticket`'s request must stop: the request was aborted, the
+    /// connection is gone, or the request is over. Otherwise the calling task is woken when
+    /// that happens. (Under the connection's lock, as everything else of the request: no
+    /// allocation of its own per request.)
+    pub(crate) fn poll_cancelled(&mut self, ticket: Ticket, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(slot) = self.slot(ticket) else {
+            return Poll::Ready(());
+        };
+        if slot.aborted {
+            return Poll::Ready(());
+        }
+        match &slot.handler {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => slot.handler = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// The slot `ticket` names, if its request is still the one with that id.
@@ -317,7 +363,7 @@ impl Shared {
         // The driver task is over: its waker (which keeps the task's allocation) goes too.
         self.driver = None;
         for slot in self.slots.values_mut() {
-            slot.abort.set();
+            slot.abort();
             slot.stdin.wake();
             slot.data.wake();
         }
@@ -334,7 +380,7 @@ impl Shared {
         let Some(slot) = self.slot(ticket) else {
             return Poll::Ready(Some(Err(io::ErrorKind::ConnectionAborted.into())));
         };
-        let aborted = slot.abort.is_set();
+        let aborted = slot.aborted;
         let q = if kind == StreamKind::Data {
             &mut slot.data
         } else {

@@ -124,6 +124,8 @@ pub struct MockStats {
     pub bytes_read: AtomicUsize,
     /// Spurious `Pending` results injected.
     pub pendings: AtomicUsize,
+    /// Read calls of any outcome (the driver's polls of the stream).
+    pub read_polls: AtomicUsize,
 }
 
 impl MockStats {
@@ -195,6 +197,8 @@ pub struct Mock<T> {
     net: Option<Arc<NetStats>>,
     read_tick: bool,
     write_tick: bool,
+    /// The waker of the last read call (woken when a fault makes the stream readable).
+    read_waker: Option<std::task::Waker>,
     stash: BytesMut,
     delivered: usize,
     written: usize,
@@ -222,6 +226,7 @@ impl<T: Transport> Mock<T> {
             stats,
             net,
             read_tick: false,
+            read_waker: None,
             write_tick: false,
             stash: BytesMut::new(),
             delivered: 0,
@@ -276,6 +281,14 @@ impl<T: Transport> Transport for Mock<T> {
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
+        self.stats.read_polls.fetch_add(1, Ordering::SeqCst);
+        if !self
+            .read_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            self.read_waker = Some(cx.waker().clone());
+        }
         if Self::spurious(
             &mut self.read_tick,
             self.cfg.pending_every_other,
@@ -350,6 +363,11 @@ impl<T: Transport> Transport for Mock<T> {
             self.writes += 1;
             self.read_eof = true;
             self.swallow = true;
+            // The end of stream is readable now: wake the reader, as the kernel would (a
+            // read that returned `Pending` is not retried before its waker is woken).
+            if let Some(w) = self.read_waker.take() {
+                w.wake();
+            }
             return Poll::Ready(Ok(total));
         }
         let mut limit = self.cfg.max_write.map_or(usize::MAX, |m| m.max(1));

@@ -103,6 +103,7 @@ macro_rules! behaviour_suite {
             // Server.
             server_abort_multiplexed,
             server_requests_beside_a_running_handler,
+            server_reads_once_per_wakeup,
             server_abort_non_multiplexed,
             server_graceful_shutdown,
             server_shutdown_deadline,

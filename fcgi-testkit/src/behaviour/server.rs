@@ -132,6 +132,39 @@ pub fn server_requests_beside_a_running_handler<H: Harness>() {
     });
 }
 
+/// A kept-alive connection reads once per request and asks again only when woken: after a
+/// read finds nothing, the socket wakes the driver when bytes arrive, so asking again before
+/// that (after each of a request's steps: its params, its handler, its writes) is wasted
+/// work — it was five reads per request once. Both sides, counted at their streams.
+pub fn server_reads_once_per_wakeup<H: Harness>() {
+    const REQUESTS: usize = 50;
+    let h = H::new();
+    let rt = h.runtime();
+    h.block_on(async {
+        let app = TestApp::new(rt.clone());
+        let srv = Srv::start(&h, Net::Tcp, server_opts(), app.clone(), plan_inert()).await;
+        let (client, cnet) = srv.client(&h, client_opts(Multiplexing::Off), plan_inert());
+        for _ in 0..REQUESTS {
+            let text = fetch_ok::<H>(&rt, &client, req("ok")).await;
+            assert!(text.starts_with("ok "), "{text}");
+        }
+        assert_eq!(
+            (srv.net.opened(), cnet.opened()),
+            (1, 1),
+            "one kept-alive connection"
+        );
+        for (side, s) in [("server", srv.net.conn(0)), ("client", cnet.conn(0))] {
+            let polls = s.read_polls.load(Ordering::SeqCst);
+            // One read that delivers the request (or response) and one that finds nothing and
+            // leaves the waker, per request; a few more at the start.
+            assert!(
+                polls <= 2 * REQUESTS + 4,
+                "{side}: {polls} read polls for {REQUESTS} requests"
+            );
+        }
+    });
+}
+
 /// Dropping a response on a non-multiplexed connection closes the connection: the server
 /// sees end of stream, drops the handler's future and closes its side; the next request
 /// gets a new connection.
