@@ -272,6 +272,21 @@ impl Wire {
         }
     }
 
+    /// Ends our side (the application reads end of stream) and waits, within the timeout,
+    /// for the application to close its side: what it held for the connection is then gone,
+    /// so the next check does not race its clean-up (a connection limit filled by a check
+    /// before it, say).
+    pub(crate) async fn hang_up(mut self) {
+        let shut = match &mut self.io {
+            Io::Tcp(s) => s.shutdown().await,
+            Io::Unix(s) => s.shutdown().await,
+        };
+        if shut.is_ok() {
+            let wait = self.timeout;
+            self.closes_within(wait).await;
+        }
+    }
+
     /// Whether the application closes the connection within `wait` (records arriving
     /// meanwhile are kept in `others`).
     pub(crate) async fn closes_within(&mut self, wait: Duration) -> bool {
