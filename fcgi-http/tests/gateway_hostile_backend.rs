@@ -507,3 +507,45 @@ async fn stdout_after_its_terminator_never_reaches_the_client() {
     drop(gw);
     task.abort();
 }
+
+/// A response that ended during the read-ahead (the whole body is in hand) has an exact
+/// length, so an HTTP server sends `Content-Length` rather than chunks (as Go's server, and
+/// so Caddy, does for a small complete answer); one still streaming when its head is
+/// returned does not (chunks, as nginx sends them).
+#[tokio::test]
+async fn a_complete_answer_has_an_exact_length_a_streaming_one_does_not() {
+    use http_body::Body as _;
+    for pause in [None, Some(Duration::from_millis(200))] {
+        let (addr, task) = backend(
+            1,
+            Arc::new(move |_, mut sock| {
+                Box::pin(async move {
+                    if let Ok(Some(req)) = read_request(&mut sock).await {
+                        let head = recs(STDOUT, req.id, b"Content-Type: text/plain\r\n\r\nhello");
+                        let _ = sock.write_all(&head).await;
+                        if let Some(pause) = pause {
+                            tokio::time::sleep(pause).await;
+                        }
+                        let _ = sock.write_all(&full_answer(req.id, b" world")).await;
+                        let _ = read_request(&mut sock).await;
+                    }
+                })
+            }),
+        )
+        .await;
+        let gw = gateway(addr, |_| {});
+        bounded(async {
+            let r = gw.serve(get("/a.php")).await.unwrap();
+            assert!(!r.headers().contains_key("content-length"));
+            let exact = r.body().size_hint().exact();
+            match pause {
+                None => assert_eq!(exact, Some(11), "complete: the length is known"),
+                Some(_) => assert_eq!(exact, None, "streaming: no length yet"),
+            }
+            assert_eq!(collect(r.into_body()).await.unwrap(), "hello world");
+        })
+        .await;
+        drop(gw);
+        task.abort();
+    }
+}

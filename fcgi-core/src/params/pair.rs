@@ -14,6 +14,7 @@ pub const fn length_prefix_len(len: usize) -> usize {
 }
 
 /// Wire size of a pair, or an error when a component cannot be encoded.
+#[inline]
 pub fn encoded_pair_len(name: &[u8], value: &[u8]) -> Result<usize, Error> {
     for part in [name, value] {
         if part.len() > MAX_PAIR_COMPONENT_LEN {
@@ -25,6 +26,7 @@ pub fn encoded_pair_len(name: &[u8], value: &[u8]) -> Result<usize, Error> {
 
 /// The length prefix of a component of `len` bytes (at most
 /// [`MAX_PAIR_COMPONENT_LEN`]): the buffer and how many of its bytes are used.
+#[inline]
 pub(crate) fn length_prefix(len: usize) -> ([u8; 4], usize) {
     if len < 128 {
         ([len as u8, 0, 0, 0], 1)

@@ -306,9 +306,18 @@ impl Body for GatewayBody {
         match &self.kind {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::File(body) => body.size_hint(),
-            Kind::Stream { first, due, .. } => match due {
+            Kind::Stream {
+                first, rest, due, ..
+            } => match due {
                 // What is still due is exactly what the body will yield (or it fails).
                 Some(left) => SizeHint::with_exact(*left),
+                // The whole body is here (the request ended during the read-ahead): its
+                // length is known, so the HTTP server can send `Content-Length` instead of
+                // chunks — as Go's server (Caddy) does for a small complete answer; cheaper
+                // for both ends, and an HTTP/1.0 client can keep its connection.
+                None if rest.is_none() => {
+                    SizeHint::with_exact(first.as_ref().map_or(0, |b| b.len() as u64))
+                }
                 None => {
                     let mut hint = SizeHint::new();
                     hint.set_lower(first.as_ref().map_or(0, |b| b.len() as u64));
