@@ -381,12 +381,26 @@ fn push_decimal(out: &mut Vec<u8>, n: u64) {
 fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
     match ip {
         std::net::IpAddr::V4(v4) => {
+            // Written into a stack buffer and appended once (this runs twice per request).
+            let mut text = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                push_decimal(out, u64::from(octet));
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
             }
+            out.extend_from_slice(&text[..len]);
         }
         std::net::IpAddr::V6(v6) => {
             let mut text = String::with_capacity(39);
@@ -454,22 +468,35 @@ fn push_headers(p: &mut Params, req: &Parts) -> Result<(), MapError> {
     {
         p.push(b"HTTP_HOST", auth.as_str().as_bytes())?;
     }
-    let mut var = Vec::with_capacity(64);
+    // The variable name is built on the stack when it fits (nearly always), in `long`
+    // otherwise: no allocation per request for the usual headers.
+    let mut short = [0u8; 64];
+    let mut long = Vec::new();
     for name in headers.keys() {
         let n = name.as_str();
         if !is_plain_name(n) || is_dropped(n) || listed.iter().any(|l| l.eq_ignore_ascii_case(n)) {
             continue;
         }
-        var.clear();
-        var.extend_from_slice(b"HTTP_");
-        var.extend(n.bytes().map(|b| {
+        let cgi = |b: u8| {
             if b == b'-' {
                 b'_'
             } else {
                 b.to_ascii_uppercase()
             }
-        }));
-        p.push(&var, &join_values(headers, name)?)?;
+        };
+        let var: &[u8] = if let Some(room) = short.get_mut(..5 + n.len()) {
+            room[..5].copy_from_slice(b"HTTP_");
+            for (to, b) in room[5..].iter_mut().zip(n.bytes()) {
+                *to = cgi(b);
+            }
+            room
+        } else {
+            long.clear();
+            long.extend_from_slice(b"HTTP_");
+            long.extend(n.bytes().map(cgi));
+            &long
+        };
+        p.push(var, &join_values(headers, name)?)?;
     }
     Ok(())
 }

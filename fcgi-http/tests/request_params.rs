@@ -432,6 +432,28 @@ fn ipv4_addresses_and_ports() {
     assert_eq!(p.get_str("REMOTE_PORT"), Some("40000"));
 }
 
+/// Header names of every length become `HTTP_*` names exactly: short ones are built on the
+/// stack, the rest in a buffer (59 name bytes is the last that fits the stack's 64).
+#[test]
+fn header_names_of_any_length_map_exactly() {
+    // Names of 1, 58, 59, 60, 61 and 200 bytes.
+    let names: Vec<String> = ["x".to_owned()]
+        .into_iter()
+        .chain([58usize, 59, 60, 61, 200].map(|n| format!("x-{}", "a".repeat(n - 2))))
+        .collect();
+    let mut req = Request::get("/index.php").header("host", "h");
+    for (i, name) in names.iter().enumerate() {
+        req = req.header(name.as_str(), format!("v{i}"));
+    }
+    let (parts, ()) = req.body(()).unwrap().into_parts();
+    let p = build_params(&parts, None, &conn(false), &split_cfg()).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let var = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
+        assert_eq!(p.get_str(&var), Some(format!("v{i}").as_str()), "{var}");
+    }
+    assert_eq!(p.get_str("HTTP_HOST"), Some("h"));
+}
+
 #[test]
 fn header_names_with_anything_but_letters_digits_and_dash_are_dropped() {
     let mut req = Request::get("/index.php").header("host", "h");
