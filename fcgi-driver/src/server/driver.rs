@@ -59,6 +59,8 @@ pub(crate) struct Driver<T, R, H> {
     evicted: bool,
     /// The lingering close, once begun.
     closing: Option<Lingering>,
+    /// The last poll held its writes back (see `poll_drive`).
+    held: bool,
     /// Counts the task in [`ServerStats::connection_tasks`](super::ServerStats).
     _live: Token,
 }
@@ -101,6 +103,7 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
             member,
             evicted: false,
             closing: None,
+            held: false,
             _live: live,
         }
     }
@@ -160,7 +163,15 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
                 )));
             }
         }
-        if let Err(e) = self.drive_pump(cx, &mut g) {
+        // Writes are batched while handler tasks of this connection still run (a multiplexed
+        // connection): a handler that ends wakes this task, and writing its response at once
+        // would be one write per response, each handler task's wake-up running this task
+        // right after it. Instead the write waits one pass of the scheduler (this task wakes
+        // itself, which puts it behind the tasks ready now), so the responses the other
+        // handlers queue meanwhile leave in the same write. A connection whose only handler
+        // runs inside this task writes at once.
+        let held_before = std::mem::take(&mut self.held);
+        if let Err(e) = self.drive_batched(cx, &mut g, held_before) {
             return Poll::Ready(Err(e));
         }
         if std::mem::take(&mut self.cx.handler_started) {
@@ -175,7 +186,7 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
             self.pump.tick();
             g = lock(&shared);
             // What it queued leaves now, in this poll (and input it made room for comes in).
-            if let Err(e) = self.drive_pump(cx, &mut g) {
+            if let Err(e) = self.drive_batched(cx, &mut g, held_before) {
                 return Poll::Ready(Err(e));
             }
             if self.cx.inline_fresh {
@@ -220,6 +231,27 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
             Poll::Ready(what) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what))),
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// A round of the pump whose writes wait for the next poll when handler tasks of the
+    /// connection still run and the last poll did not wait already (see `poll_drive`).
+    fn drive_batched(
+        &mut self,
+        cx: &mut Context<'_>,
+        g: &mut Shared,
+        held_before: bool,
+    ) -> io::Result<()> {
+        let hold = !held_before
+            && g.conn.transmit_len() > 0
+            && handler_tasks_running(g, self.cx.inline.is_some());
+        if hold && !self.held {
+            self.held = true;
+            cx.waker().wake_by_ref();
+        }
+        self.pump.hold_writes = self.held;
+        let driven = self.drive_pump(cx, g);
+        self.pump.hold_writes = false;
+        driven
     }
 
     /// One round of the pump: reads, the core's events dispatched, queued output written.
@@ -346,6 +378,12 @@ impl<T: Transport, R: Runtime, H: Handler> Driver<T, R, H> {
         }
         Poll::Ready(Ok(()))
     }
+}
+
+/// Whether handlers of the connection run in tasks of their own (beyond the one this task
+/// runs, when `inline`).
+fn handler_tasks_running(g: &Shared, inline: bool) -> bool {
+    g.slots.values().filter(|s| s.spawned).count() > usize::from(inline)
 }
 
 /// Whether the connection does work of value: a handler runs, or a response is on its way.
