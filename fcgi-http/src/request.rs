@@ -288,15 +288,16 @@ pub fn build_params(
     // without the scheme and authority).
     let request_uri = req.uri.path_and_query().map_or(raw_path, |pq| pq.as_str());
 
-    // Numbers and addresses are formatted into this one buffer.
-    let mut num = Vec::with_capacity(48);
+    // Numbers and addresses are formatted on the stack (no allocation per request).
+    let mut length_text = Short::default();
     let content_length: Cow<'_, [u8]> = match body_len {
         Some(n) => {
-            push_decimal(&mut num, n);
-            Cow::Owned(num.clone())
+            push_decimal(&mut length_text, n);
+            Cow::Borrowed(length_text.as_bytes())
         }
         None => join_values(&req.headers, &http::header::CONTENT_LENGTH)?,
     };
+    let mut num = Short::default();
     let content_type = join_values(&req.headers, &http::header::CONTENT_TYPE)?;
 
     let mut p = Params::with_capacity(2048, 40);
@@ -328,11 +329,11 @@ pub fn build_params(
         var[6..].copy_from_slice(b"_ADDR");
         num.clear();
         push_ip(&mut num, addr.ip());
-        p.push(&var, &num)?;
+        p.push(&var, num.as_bytes())?;
         var[6..].copy_from_slice(b"_PORT");
         num.clear();
         push_decimal(&mut num, u64::from(addr.port()));
-        p.push(&var, &num)?;
+        p.push(&var, num.as_bytes())?;
     }
     if !cfg.server_name.is_empty() {
         p.push(b"SERVER_NAME", cfg.server_name.as_bytes())?;
@@ -341,7 +342,7 @@ pub fn build_params(
     } else {
         num.clear();
         push_ip(&mut num, conn.local.ip());
-        p.push(b"SERVER_NAME", &num)?;
+        p.push(b"SERVER_NAME", num.as_bytes())?;
     }
     p.push(b"REDIRECT_STATUS", b"200")?;
 
@@ -361,7 +362,7 @@ pub fn build_params(
 }
 
 /// Appends `n` in decimal (what `n.to_string()` gives, without the formatting machinery).
-fn push_decimal(out: &mut Vec<u8>, n: u64) {
+fn push_decimal(out: &mut Short, n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut n = n;
@@ -378,7 +379,7 @@ fn push_decimal(out: &mut Vec<u8>, n: u64) {
 
 /// Appends an address as `Display` writes it (IPv4 by hand: it is the common case and
 /// `Ipv4Addr`'s `Display` is slow).
-fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+fn push_ip(out: &mut Short, ip: std::net::IpAddr) {
     match ip {
         std::net::IpAddr::V4(v4) => {
             // Written into a stack buffer and appended once (this runs twice per request).
@@ -402,10 +403,54 @@ fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
             }
             out.extend_from_slice(&text[..len]);
         }
+        // At most 45 bytes (an IPv4-mapped address written out in full): it fits.
         std::net::IpAddr::V6(v6) => {
-            let mut text = String::with_capacity(39);
-            let _ = write!(text, "{v6}");
-            out.extend_from_slice(text.as_bytes());
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// A short text on the stack: a number or an address (at most 45 bytes for an IPv6 one).
+struct Short {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for Short {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl Short {
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Appends `more`; `false` (nothing appended) if it does not fit.
+    fn extend_from_slice(&mut self, more: &[u8]) -> bool {
+        let Some(room) = self.bytes.get_mut(self.len..self.len + more.len()) else {
+            return false;
+        };
+        room.copy_from_slice(more);
+        self.len += more.len();
+        true
+    }
+}
+
+impl std::fmt::Write for Short {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.extend_from_slice(s.as_bytes()) {
+            Ok(())
+        } else {
+            Err(std::fmt::Error)
         }
     }
 }

@@ -417,6 +417,27 @@ fn non_origin_target_is_refused() {
     );
 }
 
+/// The longest addresses and ports are written out whole (they are formatted on the stack).
+#[test]
+fn longest_addresses_and_ports() {
+    let (parts, ()) = get("/a.php").into_parts();
+    let c = ConnInfo::new(
+        "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe]:65535"
+            .parse()
+            .unwrap(),
+        "255.255.255.255:65535".parse().unwrap(),
+        false,
+    );
+    let p = build_params(&parts, Some(u64::MAX), &c, &split_cfg()).unwrap();
+    assert_eq!(
+        p.get_str("SERVER_ADDR"),
+        Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe")
+    );
+    assert_eq!(p.get_str("SERVER_PORT"), Some("65535"));
+    assert_eq!(p.get_str("REMOTE_ADDR"), Some("255.255.255.255"));
+    assert_eq!(p.get_str("CONTENT_LENGTH"), Some("18446744073709551615"));
+}
+
 #[test]
 fn ipv4_addresses_and_ports() {
     let (parts, ()) = get("/a.php").into_parts();

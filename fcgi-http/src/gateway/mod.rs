@@ -96,6 +96,9 @@ pub struct Gateway<R: Runtime, C: Connector> {
     config: Arc<GatewayConfig>,
     /// Try-files mode's front controller, as a mapping configuration.
     front: Option<Arc<CgiConfig>>,
+    /// File-system work off the executor, through the client's runtime (made once, not per
+    /// request).
+    unblock: upload::Unblock,
 }
 
 impl<R: Runtime, C: Connector> Clone for Gateway<R, C> {
@@ -104,6 +107,7 @@ impl<R: Runtime, C: Connector> Clone for Gateway<R, C> {
             client: self.client.clone(),
             config: Arc::clone(&self.config),
             front: self.front.clone(),
+            unblock: Arc::clone(&self.unblock),
         }
     }
 }
@@ -134,10 +138,15 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
             cgi.script = ScriptResolution::FrontController(file.clone());
             Arc::new(cgi)
         });
+        let unblock: upload::Unblock = Arc::new({
+            let runtime = client.runtime().clone();
+            move |work| runtime.spawn_blocking(work)
+        });
         Self {
             client,
             config: Arc::new(config),
             front,
+            unblock,
         }
     }
 
@@ -200,10 +209,7 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
         // The path is mapped (and a bad one refused) before any body byte is read.
         let mapped = build_params(&parts, length.content_length(), &conn, &config.cgi);
         let runtime = self.client.runtime();
-        let unblock: upload::Unblock = Arc::new({
-            let runtime = runtime.clone();
-            move |work| runtime.spawn_blocking(work)
-        });
+        let unblock = &self.unblock;
         // `checked`: try-files already found the script to be a file inside the root.
         let (mut params, checked) = match (&self.front, &config.local_root) {
             (Some(front), LocalRoot::Path(root)) => {
@@ -214,7 +220,7 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
                 };
                 let (path, slash) =
                     decoded_path(parts.uri.path()).map_err(GatewayError::Refused)?;
-                match files::try_files(&unblock, root, &path, slash, script.as_deref()).await? {
+                match files::try_files(unblock, root, &path, slash, script.as_deref()).await? {
                     TryFiles::Script => (mapped.map_err(GatewayError::Refused)?, true),
                     TryFiles::Static(file) => return self.serve_static(parts, file).await,
                     TryFiles::AddSlash => return Ok(with_slash(&parts)),
@@ -229,7 +235,7 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
         };
         // ... and a script that is not a file in the root is refused before a body byte too.
         if !checked {
-            self.check_script(&unblock, &params).await?;
+            self.check_script(unblock, &params).await?;
         }
         // The idle timer of a streamed body, made only when the body is streamed.
         let idle = || upload::Idle {
@@ -245,7 +251,7 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
         };
         let prepare = upload::prepare(
             idle,
-            Arc::clone(&unblock),
+            Arc::clone(unblock),
             length,
             body,
             config.max_body_bytes,
@@ -339,7 +345,7 @@ impl<R: Runtime, C: Connector> Gateway<R, C> {
                     current = redirected(&current, path);
                     let params = build_params(&current, None, &conn, &config.cgi)
                         .map_err(GatewayError::Refused)?;
-                    self.check_script(&unblock, &params).await?;
+                    self.check_script(unblock, &params).await?;
                     request = ClientRequest::responder().params_from(params);
                 }
             }
