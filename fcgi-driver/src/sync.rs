@@ -7,8 +7,8 @@
 //!   the waker of every connection ever polled and scanned them all on each poll.)
 //! - [`Notify`]: "something changed, look again" for many waiters (a free pool slot,
 //!   transmit room on a connection), on the same primitive.
-//! - [`OneWaiter`]: a flag with a single waiter (a request's handler task waiting for an
-//!   abort), on `atomic-waker`: one slot, replaced on each registration, dropped with its
+//! - [`OneWaiter`]: a flag with a single waiter (a connection told to make room at the
+//!   connection cap), on `atomic-waker`: one slot, replaced on each registration, dropped with its
 //!   owner.
 //! - [`WakeFlag`]: a waker of its own for one source a task polls (its socket's reads, its
 //!   timer), which records that the source woke the task: the task polls that source again
